@@ -1,0 +1,235 @@
+"""Dockyard settings: everything comes from the environment, with defaults that run the
+embedded setup (SQLite, local redis-server and docker-registry) with no environment at all.
+
+Bad values fail loudly at start-up rather than half-working later. Every setting read here is
+listed in the README's configuration table.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def envbool(name: str, default: str) -> bool:
+    value = os.getenv(name, default).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (true/false), not {value!r}")
+
+
+def envint(name: str, default: str, *, minimum: int | None = None) -> int:
+    value = os.getenv(name, default)
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}") from None
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {number}")
+    return number
+
+
+def envlist(name: str, default: str) -> list[str]:
+    return [item.strip() for item in os.getenv(name, default).split(",") if item.strip()]
+
+
+def envurl(name: str, default: str) -> str:
+    value = os.getenv(name, default).strip().rstrip("/")
+    if not value.startswith(("http://", "https://")):
+        raise ImproperlyConfigured(f"{name} must be an http:// or https:// URL, not {value!r}")
+    return value
+
+
+DATA_DIR = Path(os.getenv("DOCKYARD_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+
+
+def envsecret(name: str, generated_file: str) -> str:
+    """A secret from NAME, else from the file named by NAME_FILE, else one generated once and
+    kept (mode 0600) in the data directory so that the embedded setup needs no configuration."""
+    if os.getenv(name):
+        return os.environ[name]
+    if os.getenv(f"{name}_FILE"):
+        path = Path(os.environ[f"{name}_FILE"])
+        try:
+            return path.read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
+    path = DATA_DIR / generated_file
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+SECRET_KEY = envsecret("DJANGO_SECRET_KEY", "secrets/django_secret_key")
+DEBUG = envbool("DJANGO_DEBUG", "true")
+ALLOWED_HOSTS = envlist("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
+CSRF_TRUSTED_ORIGINS = envlist("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "allauth",
+    "allauth.account",
+    "accounts",
+    "repositories",
+    "audit",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+]
+
+ROOT_URLCONF = "portal.urls"
+WSGI_APPLICATION = "portal.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "portal.context_processors.site",
+            ],
+        },
+    },
+]
+
+# Database: SQLite in the data directory unless DATABASE_URL says otherwise.
+if os.getenv("DATABASE_URL"):
+    try:
+        DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)}
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from None
+else:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": DATA_DIR / "dockyard.sqlite3",
+            "OPTIONS": {
+                # WAL lets the web process read while a worker writes; the busy timeout makes a
+                # writer wait for the lock instead of failing with "database is locked".
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+            },
+        }
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "accounts.User"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(os.getenv("DJANGO_STATIC_ROOT", str(DATA_DIR / "static")))
+
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "home"
+ACCOUNT_LOGOUT_REDIRECT_URL = "home"
+ACCOUNT_LOGIN_METHODS = {"username", "email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = os.getenv("ACCOUNT_EMAIL_VERIFICATION", "none")
+EMAIL_BACKEND = os.getenv("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "dockyard@localhost")
+
+# Redis is the Celery broker and the cache.
+REDIS_URL = os.getenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": os.getenv("CACHE_URL", REDIS_URL),
+    }
+}
+
+CELERY_BROKER_URL = os.getenv("CELERY_BROKER_URL", REDIS_URL)
+CELERY_TASK_ACKS_LATE = True  # a killed worker's task is delivered again, not lost
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE: dict = {}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+}
+
+# The portal as users and the registry reach it, and the registry as the portal reaches it.
+PORTAL_URL = envurl("PORTAL_URL", "http://127.0.0.1:8000")
+REGISTRY_URL = envurl("REGISTRY_URL", "http://127.0.0.1:5000")
+# host[:port] that users put in `docker pull` lines.
+REGISTRY_PUBLIC_HOST = os.getenv("REGISTRY_PUBLIC_HOST", REGISTRY_URL.split("://", 1)[1])
+REGISTRY_SERVICE = os.getenv("REGISTRY_SERVICE", "dockyard-registry")
+REGISTRY_TIMEOUT = envint("REGISTRY_TIMEOUT", "10", minimum=1)
+REGISTRY_EVENTS_SECRET = envsecret("REGISTRY_EVENTS_SECRET", "secrets/registry_events_secret")
+REGISTRY_NOTIFICATIONS_URL = envurl("REGISTRY_NOTIFICATIONS_URL", f"{PORTAL_URL}/api/v1/registry/events")
+REGISTRY_CONFIG_FILE = Path(os.getenv("REGISTRY_CONFIG_FILE", str(DATA_DIR / "registry.yml")))
+REGISTRY_STORAGE_DIR = Path(os.getenv("REGISTRY_STORAGE_DIR", str(DATA_DIR / "registry")))
+REGISTRY_LISTEN = os.getenv("REGISTRY_LISTEN", "127.0.0.1:5000")
+
+TOKEN_ISSUER = os.getenv("TOKEN_ISSUER", "dockyard")
+# Clients clamp expires_in below 60 up to 60, so a shorter token would expire while in use.
+TOKEN_LIFETIME = envint("TOKEN_LIFETIME", "300", minimum=60)
+TOKEN_KEY_DIR = Path(os.getenv("TOKEN_KEY_DIR", str(DATA_DIR / "token")))
+# The identity the portal's own workers use towards the registry (token `sub`).
+SYSTEM_IDENTITY = "dockyard-system"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
+    "loggers": {"django.server": {"level": "WARNING"}},
+}
+
+# When Redis is down, enqueueing must fail fast (the event row stays pending for the sweep)
+# instead of holding the registry's notification request open.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 2
+REGISTRY_HTTP_SECRET = envsecret("REGISTRY_HTTP_SECRET", "secrets/registry_http_secret")
