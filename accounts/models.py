@@ -1,0 +1,225 @@
+"""Who can hold access: users, organizations with their members and teams, robot accounts, and
+the credentials they present (passwords live on User; tokens and robot secrets here, hashed).
+
+Namespaces are shared by users and organizations: `alice/app` and `acme/api` live in one table
+of names, so a user can never take an organization's name or the other way round.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractUser
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+# A namespace is the first path component of a repository name, so it follows distribution's
+# path-component grammar, kept a little stricter (no leading/trailing separators, 2..64 chars).
+NAMESPACE_RE = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$"
+namespace_validator = RegexValidator(
+    NAMESPACE_RE,
+    "Use lowercase letters, digits and single separators (. _ -), starting and ending with a letter or digit.",
+)
+# Robots are called "<org>+<name>" when they log in, as on Quay.
+ROBOT_NAME_RE = r"^[a-z0-9]+(?:[_-][a-z0-9]+)*$"
+
+
+class Level(models.IntegerChoices):
+    """Access levels, ordered: each includes the ones below it."""
+
+    NONE = 0, "none"
+    READ = 10, "read"
+    WRITE = 20, "write"
+    ADMIN = 30, "admin"
+
+
+class User(AbstractUser):
+    """A person. The username is also the name of the user's personal namespace."""
+
+    username = models.CharField(
+        max_length=64, unique=True, validators=[namespace_validator], help_text="Also your namespace."
+    )
+    full_name = models.CharField(max_length=150, blank=True)
+    company = models.CharField(max_length=150, blank=True)
+    location = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(username__regex=NAMESPACE_RE), name="user_username_grammar"),
+        ]
+
+    def __str__(self) -> str:
+        return self.username
+
+
+class Organization(models.Model):
+    name = models.CharField(max_length=64, unique=True, validators=[namespace_validator])
+    display_name = models.CharField(max_length=150, blank=True)
+    description = models.CharField(max_length=300, blank=True)
+    email = models.EmailField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    members = models.ManyToManyField(User, through="Membership", related_name="organizations")
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(name__regex=NAMESPACE_RE), name="organization_name_grammar"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Visibility(models.TextChoices):
+    PUBLIC = "public", "Public"
+    PRIVATE = "private", "Private"
+
+
+class Namespace(models.Model):
+    """The shared name space of users and organizations; exactly one of the two owns a row."""
+
+    class Kind(models.TextChoices):
+        USER = "user", "User"
+        ORGANIZATION = "org", "Organization"
+
+    name = models.CharField(max_length=64, unique=True, validators=[namespace_validator])
+    kind = models.CharField(max_length=4, choices=Kind.choices)
+    user = models.OneToOneField(User, null=True, blank=True, on_delete=models.CASCADE, related_name="namespace")
+    organization = models.OneToOneField(
+        Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="namespace"
+    )
+    # What a repository created by a push gets (DESIGN.md section 4: private unless changed).
+    default_visibility = models.CharField(max_length=8, choices=Visibility.choices, default=Visibility.PRIVATE)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(name__regex=NAMESPACE_RE), name="namespace_name_grammar"),
+            models.CheckConstraint(
+                condition=(
+                    Q(kind="user", user__isnull=False, organization__isnull=True)
+                    | Q(kind="org", user__isnull=True, organization__isnull=False)
+                ),
+                name="namespace_exactly_one_owner",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        MEMBER = "member", "Member"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=8, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "user"], name="membership_unique"),
+            models.CheckConstraint(condition=Q(role__in=["owner", "member"]), name="membership_role_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.organization} ({self.role})"
+
+
+class Team(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="teams")
+    name = models.CharField(max_length=64, validators=[namespace_validator])
+    description = models.CharField(max_length=300, blank=True)
+    members = models.ManyToManyField(User, through="TeamMembership", related_name="teams", blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["organization__name", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="team_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization.name}/{self.name}"
+
+
+class TeamMembership(models.Model):
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="team_memberships")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["team", "user"], name="team_membership_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.team}"
+
+
+class Robot(models.Model):
+    """A non-person account of an organization for CI and deploy tooling. It logs in as
+    `<org>+<name>` with a secret, and holds access only through grants and access rules."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="robots")
+    name = models.CharField(
+        max_length=64, validators=[RegexValidator(ROBOT_NAME_RE, "Lowercase letters, digits, _ and -.")]
+    )
+    description = models.CharField(max_length=300, blank=True)
+    secret_prefix = models.CharField(max_length=16, unique=True)
+    secret_hash = models.CharField(max_length=64)  # SHA-256 hex of the whole secret
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["organization__name", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="robot_unique_name"),
+            models.CheckConstraint(condition=Q(name__regex=ROBOT_NAME_RE), name="robot_name_grammar"),
+        ]
+
+    @property
+    def username(self) -> str:
+        return f"{self.organization.name}+{self.name}"
+
+    def __str__(self) -> str:
+        return self.username
+
+
+class TokenScope(models.TextChoices):
+    """What a personal access token may do at most, whatever its owner may do (Docker Hub's
+    scopes): read = pull, write = pull + push, delete = pull + push + delete."""
+
+    READ = "read", "Read-only"
+    WRITE = "write", "Read & write"
+    DELETE = "delete", "Read, write & delete"
+
+
+class PersonalAccessToken(models.Model):
+    """Only the SHA-256 of the secret is stored, plus a prefix for lookup and display. Secrets
+    are 256-bit random strings, so a fast hash is enough (a slow hash would only slow pulls)."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="access_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    token_hash = models.CharField(max_length=64)
+    scope = models.CharField(max_length=8, choices=TokenScope.choices, default=TokenScope.READ)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(scope__in=["read", "write", "delete"]), name="pat_scope_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    def is_usable(self, now=None) -> bool:
+        now = now or timezone.now()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)

@@ -1,0 +1,251 @@
+"""What the registry holds, as the portal knows it, and who may reach it: repositories,
+manifests, tags, grants, access rules, stars, and the registry's events as they arrived."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Level, Namespace, Organization, Robot, Team, Visibility
+
+# distribution's reference grammar: path components joined by "/", the repository part after
+# the namespace. The whole name (namespace/name) is at most 255 characters.
+COMPONENT_RE = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
+REPOSITORY_NAME_RE = rf"^{COMPONENT_RE}(?:/{COMPONENT_RE})*$"
+TAG_RE = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+DIGEST_RE = r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$"
+
+LEVEL_CHECK = Q(level__in=[Level.READ, Level.WRITE, Level.ADMIN])
+
+
+class Repository(models.Model):
+    namespace = models.ForeignKey(Namespace, on_delete=models.PROTECT, related_name="repositories")
+    name = models.CharField(max_length=200, help_text="The path after the namespace; may contain /.")
+    visibility = models.CharField(max_length=8, choices=Visibility.choices, default=Visibility.PRIVATE)
+    short_description = models.CharField(max_length=100, blank=True)
+    full_description = models.TextField(max_length=25000, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_pushed_at = models.DateTimeField(null=True, blank=True)
+    pull_count = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "repositories"
+        ordering = ["namespace__name", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["namespace", "name"], name="repository_unique_name"),
+            models.CheckConstraint(condition=Q(name__regex=REPOSITORY_NAME_RE), name="repository_name_grammar"),
+            models.CheckConstraint(
+                condition=Q(visibility__in=["public", "private"]), name="repository_visibility_valid"
+            ),
+            models.CheckConstraint(condition=Q(pull_count__gte=0), name="repository_pull_count_nonnegative"),
+        ]
+        indexes = [models.Index(fields=["-last_pushed_at"], name="repository_last_pushed")]
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.namespace.name}/{self.name}"
+
+    @property
+    def is_public(self) -> bool:
+        return self.visibility == Visibility.PUBLIC
+
+    def __str__(self) -> str:
+        return self.full_name
+
+
+class Manifest(models.Model):
+    """An image manifest or an image index, content-addressed within its repository (the
+    registry links a manifest to each repository separately)."""
+
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="manifests")
+    digest = models.CharField(max_length=150)
+    media_type = models.CharField(max_length=100)
+    # Compressed size: config + layers; for an index the sum over its platforms' manifests.
+    total_size = models.BigIntegerField(default=0)
+    config_digest = models.CharField(max_length=150, blank=True)
+    os = models.CharField(max_length=32, blank=True)
+    architecture = models.CharField(max_length=32, blank=True)
+    variant = models.CharField(max_length=32, blank=True)
+    image_created_at = models.DateTimeField(null=True, blank=True)
+    labels = models.JSONField(default=dict, blank=True)
+    annotations = models.JSONField(default=dict, blank=True)
+    layer_count = models.PositiveIntegerField(default=0)
+    children = models.ManyToManyField(
+        "self", through="IndexEntry", symmetrical=False, related_name="parents", blank=True
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["repository", "digest"], name="manifest_unique_digest"),
+            models.CheckConstraint(condition=Q(digest__regex=DIGEST_RE), name="manifest_digest_grammar"),
+            models.CheckConstraint(condition=Q(total_size__gte=0), name="manifest_size_nonnegative"),
+        ]
+
+    @property
+    def is_index(self) -> bool:
+        return "index" in self.media_type or "manifest.list" in self.media_type
+
+    def __str__(self) -> str:
+        return f"{self.repository_id}@{self.digest}"
+
+
+class IndexEntry(models.Model):
+    """One platform of an image index (or Docker manifest list)."""
+
+    index = models.ForeignKey(Manifest, on_delete=models.CASCADE, related_name="entries")
+    child = models.ForeignKey(Manifest, on_delete=models.CASCADE, related_name="index_entries")
+    os = models.CharField(max_length=32, blank=True)
+    architecture = models.CharField(max_length=32, blank=True)
+    variant = models.CharField(max_length=32, blank=True)
+    size = models.BigIntegerField(default=0)  # the child manifest document's own size
+
+    class Meta:
+        verbose_name_plural = "index entries"
+        constraints = [
+            models.UniqueConstraint(fields=["index", "child"], name="index_entry_unique"),
+            models.CheckConstraint(condition=~Q(index=models.F("child")), name="index_entry_not_self"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.index_id} → {self.child_id} ({self.platform})"
+
+    @property
+    def platform(self) -> str:
+        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
+
+
+class Tag(models.Model):
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="tags")
+    name = models.CharField(max_length=128)
+    manifest = models.ForeignKey(Manifest, on_delete=models.PROTECT, related_name="tags")
+    pushed_at = models.DateTimeField(default=timezone.now)
+    pushed_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-pushed_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["repository", "name"], name="tag_unique_name"),
+            models.CheckConstraint(condition=Q(name__regex=TAG_RE), name="tag_name_grammar"),
+        ]
+        indexes = [models.Index(fields=["repository", "-pushed_at"], name="tag_repository_pushed")]
+
+    def __str__(self) -> str:
+        return f"{self.repository_id}:{self.name}"
+
+
+class RepositoryGrant(models.Model):
+    """A level on one repository for exactly one of: a team, a user, a robot."""
+
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="grants")
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="grants")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="grants"
+    )
+    robot = models.ForeignKey(Robot, null=True, blank=True, on_delete=models.CASCADE, related_name="grants")
+    level = models.PositiveSmallIntegerField(choices=Level.choices, default=Level.READ)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(team__isnull=False, user__isnull=True, robot__isnull=True)
+                    | Q(team__isnull=True, user__isnull=False, robot__isnull=True)
+                    | Q(team__isnull=True, user__isnull=True, robot__isnull=False)
+                ),
+                name="grant_exactly_one_holder",
+            ),
+            models.CheckConstraint(condition=LEVEL_CHECK, name="grant_level_valid"),
+            models.UniqueConstraint(
+                fields=["repository", "team"], condition=Q(team__isnull=False), name="grant_unique_team"
+            ),
+            models.UniqueConstraint(
+                fields=["repository", "user"], condition=Q(user__isnull=False), name="grant_unique_user"
+            ),
+            models.UniqueConstraint(
+                fields=["repository", "robot"], condition=Q(robot__isnull=False), name="grant_unique_robot"
+            ),
+        ]
+
+    @property
+    def holder(self):
+        return self.team or self.user or self.robot
+
+    def __str__(self) -> str:
+        return f"{self.holder} → {self.repository_id} ({self.get_level_display()})"
+
+
+class AccessRule(models.Model):
+    """A level on every repository of an organization whose name (the part after the namespace)
+    matches a shell-style pattern such as `ci-*` or `base/*`, for a team or a robot."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="access_rules")
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="access_rules")
+    robot = models.ForeignKey(Robot, null=True, blank=True, on_delete=models.CASCADE, related_name="access_rules")
+    pattern = models.CharField(max_length=200, help_text="e.g. ci-* or base/*; * matches everything")
+    level = models.PositiveSmallIntegerField(choices=Level.choices, default=Level.READ)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(team__isnull=False, robot__isnull=True) | Q(team__isnull=True, robot__isnull=False)),
+                name="access_rule_exactly_one_holder",
+            ),
+            models.CheckConstraint(condition=LEVEL_CHECK, name="access_rule_level_valid"),
+            models.CheckConstraint(
+                condition=Q(pattern__regex=r"^[a-z0-9._/*?\[\]-]+$"), name="access_rule_pattern_chars"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.team or self.robot}: {self.organization}/{self.pattern} ({self.get_level_display()})"
+
+
+class Star(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="stars")
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="stars")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "repository"], name="star_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} ★ {self.repository_id}"
+
+
+class RegistryEvent(models.Model):
+    """A notification as the registry sent it, stored before we answer so nothing is lost."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSED = "processed", "Processed"
+        IGNORED = "ignored", "Ignored"
+        FAILED = "failed", "Failed"
+        QUARANTINED = "quarantined", "Quarantined"
+
+    event_id = models.CharField(max_length=100, unique=True)
+    action = models.CharField(max_length=20, blank=True)
+    repository = models.CharField(max_length=255, blank=True)
+    tag = models.CharField(max_length=128, blank=True)
+    digest = models.CharField(max_length=150, blank=True)
+    media_type = models.CharField(max_length=100, blank=True)
+    actor = models.CharField(max_length=150, blank=True)
+    timestamp = models.DateTimeField(null=True, blank=True)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        indexes = [models.Index(fields=["status", "received_at"], name="registry_event_status")]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.repository}:{self.tag or self.digest} ({self.status})"
