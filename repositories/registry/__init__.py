@@ -1,0 +1,45 @@
+"""How the portal talks to the registry: the token issuer and a client for the system identity.
+
+Both are built from settings on first use and kept per process; settings are read at call time
+so tests and management commands can point them elsewhere.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from django.conf import settings
+
+from repositories.registry.client import RegistryClient
+from repositories.registry.token import TokenIssuer, ensure_signing_key
+
+
+@functools.cache
+def _issuer(key_dir: str, issuer: str, service: str, lifetime: int) -> TokenIssuer:
+    return TokenIssuer(ensure_signing_key(Path(key_dir)), issuer=issuer, service=service, lifetime=lifetime)
+
+
+def get_issuer() -> TokenIssuer:
+    return _issuer(
+        str(settings.TOKEN_KEY_DIR), settings.TOKEN_ISSUER, settings.REGISTRY_SERVICE, settings.TOKEN_LIFETIME
+    )
+
+
+def system_token(scopes: tuple[str, ...]) -> tuple[str, int]:
+    """Mint a token for the portal's own identity in-process: no round trip to /auth/token.
+    The system identity is granted what it asks for (it is the portal itself)."""
+    from repositories.registry.token import parse_scopes
+
+    access = [{"type": s.type, "name": s.name, "actions": list(s.actions)} for s in parse_scopes(list(scopes))]
+    issued = get_issuer().issue(settings.SYSTEM_IDENTITY, access)
+    return issued.token, issued.expires_in
+
+
+@functools.cache
+def _client(base_url: str, timeout: int) -> RegistryClient:
+    return RegistryClient(base_url, system_token, timeout=timeout)
+
+
+def get_client() -> RegistryClient:
+    return _client(settings.REGISTRY_URL, settings.REGISTRY_TIMEOUT)
