@@ -1,0 +1,140 @@
+"""Writes for accounts: each a function with keyword-only arguments, in a transaction, with
+its audit row written in the same transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from accounts.credentials import PAT_MARK, ROBOT_MARK, new_secret
+from accounts.models import (
+    Membership,
+    Namespace,
+    Organization,
+    PersonalAccessToken,
+    Robot,
+    Team,
+    TeamMembership,
+    TokenScope,
+    User,
+)
+from audit.services import audit_record
+
+
+def namespace_name_available(name: str) -> bool:
+    return not Namespace.objects.filter(name=name).exists()
+
+
+@transaction.atomic
+def user_create(
+    *, username: str, email: str = "", password: str | None = None, is_staff: bool = False, is_superuser: bool = False
+) -> User:
+    username = username.lower()
+    if not namespace_name_available(username):
+        raise ValidationError({"username": "This name is taken by a user or an organization."})
+    user = User(username=username, email=email, is_staff=is_staff, is_superuser=is_superuser)
+    if password:
+        user.set_password(password)
+    else:
+        user.set_unusable_password()
+    user.full_clean()
+    user.save()
+    user_namespace_ensure(user=user)
+    audit_record(action="user.create", actor=user, target=user, namespace=username)
+    return user
+
+
+def user_namespace_ensure(*, user: User) -> Namespace:
+    """Every user owns the namespace of their name. Users made outside our services
+    (createsuperuser, allauth's sign-up) get it on first need."""
+    namespace = Namespace.objects.filter(user=user).first()
+    if namespace is None:
+        if not namespace_name_available(user.username):
+            raise ValidationError({"username": "This name is taken by an organization."})
+        namespace = Namespace.objects.create(name=user.username, kind=Namespace.Kind.USER, user=user)
+    return namespace
+
+
+@transaction.atomic
+def organization_create(*, name: str, owner: User, display_name: str = "") -> Organization:
+    name = name.lower()
+    if not namespace_name_available(name):
+        raise ValidationError({"name": "This name is taken by a user or an organization."})
+    org = Organization(name=name, display_name=display_name)
+    org.full_clean()
+    org.save()
+    Namespace.objects.create(name=name, kind=Namespace.Kind.ORGANIZATION, organization=org)
+    Membership.objects.create(organization=org, user=owner, role=Membership.Role.OWNER)
+    audit_record(action="organization.create", actor=owner, target=org, namespace=name)
+    return org
+
+
+@transaction.atomic
+def membership_set(*, organization: Organization, user: User, role: str, actor: User | None) -> Membership:
+    membership, created = Membership.objects.update_or_create(
+        organization=organization, user=user, defaults={"role": role}
+    )
+    audit_record(
+        action="membership.add" if created else "membership.change",
+        actor=actor,
+        target=membership,
+        target_name=f"{user.username} in {organization.name}",
+        namespace=organization.name,
+        data={"role": role},
+    )
+    return membership
+
+
+@transaction.atomic
+def team_create(*, organization: Organization, name: str, actor: User | None, description: str = "") -> Team:
+    team = Team(organization=organization, name=name, description=description)
+    team.full_clean()
+    team.save()
+    audit_record(action="team.create", actor=actor, target=team, namespace=organization.name)
+    return team
+
+
+@transaction.atomic
+def team_member_add(*, team: Team, user: User, actor: User | None) -> TeamMembership:
+    if not Membership.objects.filter(organization=team.organization_id, user=user).exists():
+        raise ValidationError({"user": f"{user.username} is not a member of {team.organization.name}."})
+    membership, _ = TeamMembership.objects.get_or_create(team=team, user=user)
+    audit_record(
+        action="team.member_add",
+        actor=actor,
+        target=team,
+        namespace=team.organization.name,
+        data={"user": user.username},
+    )
+    return membership
+
+
+@transaction.atomic
+def access_token_create(
+    *, user: User, name: str, scope: str = TokenScope.READ, expires_at: dt.datetime | None = None
+) -> tuple[PersonalAccessToken, str]:
+    """Returns the token row and its secret, which is shown once and never stored."""
+    secret, prefix, digest = new_secret(PAT_MARK)
+    token = PersonalAccessToken(
+        user=user, name=name, prefix=prefix, token_hash=digest, scope=scope, expires_at=expires_at
+    )
+    token.full_clean()
+    token.save()
+    audit_record(action="access_token.create", actor=user, target=token, namespace=user.username, data={"scope": scope})
+    return token, secret
+
+
+@transaction.atomic
+def robot_create(
+    *, organization: Organization, name: str, actor: User | None, description: str = ""
+) -> tuple[Robot, str]:
+    secret, prefix, digest = new_secret(ROBOT_MARK)
+    robot = Robot(
+        organization=organization, name=name, description=description, secret_prefix=prefix, secret_hash=digest
+    )
+    robot.full_clean()
+    robot.save()
+    audit_record(action="robot.create", actor=actor, target=robot, namespace=organization.name)
+    return robot, secret
