@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# `make run`: the embedded setup (SQLite, local redis-server and docker-registry) under honcho.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export DOCKYARD_DATA_DIR="${DOCKYARD_DATA_DIR:-$PWD/var}"
+export REGISTRY_CONFIG_FILE="${REGISTRY_CONFIG_FILE:-$DOCKYARD_DATA_DIR/registry.yml}"
+export PORTAL_LISTEN="${PORTAL_LISTEN:-127.0.0.1:8000}"
+PY=.venv/bin/python
+mkdir -p "$DOCKYARD_DATA_DIR"
+
+# Debian starts its own docker-registry service (on :5000, without our auth) where systemd runs.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker-registry 2>/dev/null; then
+    echo "stopping Debian's docker-registry service: the portal runs its own registry on :5000"
+    systemctl stop docker-registry
+fi
+
+$PY manage.py migrate --no-input >/dev/null
+admin_line="$($PY manage.py ensure_admin)"
+$PY manage.py registry_config
+$PY manage.py sample_image "$DOCKYARD_DATA_DIR/sample-image" --tag latest >/dev/null
+
+read -r portal_url registry_host < <(DJANGO_SETTINGS_MODULE=portal.settings $PY -c \
+    'import django; django.setup(); from django.conf import settings as s; print(s.PORTAL_URL, s.REGISTRY_PUBLIC_HOST)')
+admin_user="${DJANGO_SUPERUSER_USERNAME:-admin}"
+password='<admin password>'
+if [[ "$admin_line" == *"password: "* ]]; then password="${admin_line##*password: }"; password="${password%%$'\n'*}"; fi
+if [[ -n "${DJANGO_SUPERUSER_PASSWORD:-}" ]]; then password="$DJANGO_SUPERUSER_PASSWORD"; fi
+
+cat <<MSG
+
+  Dockyard is starting (Ctrl-C stops everything).
+
+  Portal:    $portal_url/
+  Admin:     $portal_url/admin/
+  Registry:  http://$registry_host/v2/  (token auth by the portal)
+  $admin_line
+
+  Push the sample image (made locally, nothing downloaded):
+    skopeo copy --dest-tls-verify=false --dest-creds '$admin_user:$password' \\
+      oci:$DOCKYARD_DATA_DIR/sample-image:latest docker://$registry_host/$admin_user/hello:latest
+
+MSG
+exec .venv/bin/honcho start -f Procfile
