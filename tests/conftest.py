@@ -1,0 +1,155 @@
+"""Fixtures: real services on free loopback ports, and the cast.
+
+- PostgreSQL: a throwaway cluster for the whole session; every database test runs on it.
+- redis-server: the Celery broker and cache for the whole session.
+- docker-registry: started with the portal's generated config, notifying the live server.
+- a Celery worker process, for tests that need events processed for real.
+
+The cast (after healthchecks): alice owns things, bob is a member, charlie is an outsider.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.hashers import get_hashers, get_hashers_by_algorithm
+from django.db import connections
+
+from repositories.registry.config import render_config
+from repositories.registry.token import BUNDLE_FILE, ensure_signing_key
+from tests import services
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="session")
+def service_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("services")
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    server = services.Postgres().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(postgres) -> None:
+    """Point the default database at the throwaway cluster before pytest-django creates the
+    test database in it (the embedded default is SQLite; tests run on PostgreSQL)."""
+    db = settings.DATABASES["default"]
+    db.update(
+        ENGINE="django.db.backends.postgresql",
+        NAME="dockyard",
+        USER="postgres",
+        PASSWORD="",
+        HOST="127.0.0.1",
+        PORT=str(postgres.port),
+        OPTIONS={},
+        CONN_MAX_AGE=0,
+    )
+    del connections["default"]  # drop a wrapper made for the SQLite settings, if any
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_server(service_dir):
+    server = services.Redis(service_dir).start()
+    from portal.celery import app
+
+    app.conf.broker_url = server.url
+    settings.CELERY_BROKER_URL = server.url
+    settings.CACHES["default"]["LOCATION"] = server.url
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_settings(tmp_path_factory) -> Path:
+    """Keys and data in temporary directories; a fast password hasher (the real one costs
+    ~220 ms per check, and skopeo asks for several tokens per copy)."""
+    data_dir = tmp_path_factory.mktemp("data")
+    settings.TOKEN_KEY_DIR = data_dir / "token"
+    ensure_signing_key(settings.TOKEN_KEY_DIR)
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    get_hashers.cache_clear()
+    get_hashers_by_algorithm.cache_clear()
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def registry(live_server, service_dir, test_settings):
+    """The real registry, its token realm and notifications pointing at the live server."""
+    settings.PORTAL_URL = live_server.url
+
+    def config(listen: str, storage: Path) -> str:
+        return render_config(
+            listen=listen,
+            storage_dir=storage,
+            realm=f"{live_server.url}/auth/token",
+            service=settings.REGISTRY_SERVICE,
+            issuer=settings.TOKEN_ISSUER,
+            rootcertbundle=Path(settings.TOKEN_KEY_DIR) / BUNDLE_FILE,
+            notifications_url=f"{live_server.url}/api/v1/registry/events",
+            notifications_secret=settings.REGISTRY_EVENTS_SECRET,
+            http_secret="test-http-secret",
+        )
+
+    server = services.Registry(workdir=service_dir / "registry", config_text=config).start()
+    settings.REGISTRY_URL = server.url
+    settings.REGISTRY_PUBLIC_HOST = server.host
+    yield server
+    server.stop()
+
+
+def worker_env(*, redis_url: str, registry_url: str, data_dir: Path) -> dict[str, str]:
+    db = settings.DATABASES["default"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="portal.settings",
+        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        REDIS_URL=redis_url,
+        REGISTRY_URL=registry_url,
+        TOKEN_KEY_DIR=str(settings.TOKEN_KEY_DIR),
+        DOCKYARD_DATA_DIR=str(data_dir / "worker"),
+        REGISTRY_EVENTS_SECRET=settings.REGISTRY_EVENTS_SECRET,
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, redis_server, registry, service_dir, test_settings):
+    """A real Celery worker process on the test database, the test redis and registry."""
+    env = worker_env(redis_url=redis_server.url, registry_url=registry.url, data_dir=test_settings)
+    worker = services.celery_worker(env=env, log_dir=service_dir)
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def alice(django_db_blocker):
+    from accounts.services import user_create
+
+    return user_create(username="alice", email="alice@example.org", password=PASSWORD)
+
+
+@pytest.fixture
+def bob(django_db_blocker):
+    from accounts.services import user_create
+
+    return user_create(username="bob", email="bob@example.org", password=PASSWORD)
+
+
+@pytest.fixture
+def charlie(django_db_blocker):
+    from accounts.services import user_create
+
+    return user_create(username="charlie", email="charlie@example.org", password=PASSWORD)
+
+
+@pytest.fixture
+def oci_dir(tmp_path) -> Path:
+    return tmp_path / "oci"

@@ -1,0 +1,94 @@
+"""The notification receiver: authenticates the registry, stores each event once, answers 2xx
+to anything the registry sends (a 4xx would stall the registry's queue)."""
+
+import json
+import uuid
+
+import pytest
+from django.conf import settings
+
+from repositories.models import RegistryEvent
+
+pytestmark = pytest.mark.django_db
+MEDIA_TYPE = "application/vnd.docker.distribution.events.v1+json"
+
+
+def envelope(*events) -> bytes:
+    return json.dumps({"events": list(events)}).encode()
+
+
+def push_event(event_id=None, tag="1.0") -> dict:
+    return {
+        "id": event_id or str(uuid.uuid4()),
+        "timestamp": "2026-11-27T10:00:00.000000000Z",
+        "action": "push",
+        "target": {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": "sha256:" + "b" * 64,
+            "size": 400,
+            "repository": "alice/app",
+            "tag": tag,
+        },
+        "request": {"addr": "127.0.0.1", "method": "PUT", "useragent": "skopeo"},
+        "actor": {"name": "alice"},
+    }
+
+
+def post(client, body: bytes, secret: str | None = None):
+    headers = {}
+    if secret is not False:
+        headers["HTTP_AUTHORIZATION"] = f"Bearer {secret or settings.REGISTRY_EVENTS_SECRET}"
+    return client.post("/api/v1/registry/events", body, content_type=MEDIA_TYPE, **headers)
+
+
+def test_wrong_or_missing_secret_gets_401(client):
+    assert post(client, envelope(push_event()), secret="wrong").status_code == 401
+    assert post(client, envelope(push_event()), secret=False).status_code == 401
+    assert RegistryEvent.objects.count() == 0
+
+
+def test_push_event_is_stored_once(client):
+    event = push_event()
+    first = post(client, envelope(event))
+    assert first.status_code == 200
+    assert first.json() == {"stored": 1}
+    again = post(client, envelope(event))
+    assert again.status_code == 200
+    assert again.json() == {"stored": 0}
+    row = RegistryEvent.objects.get()
+    assert (row.event_id, row.action, row.repository, row.tag, row.actor) == (
+        event["id"],
+        "push",
+        "alice/app",
+        "1.0",
+        "alice",
+    )
+
+
+def test_malformed_envelope_is_quarantined_with_200(client):
+    response = post(client, b"{not json")
+    assert response.status_code == 200
+    row = RegistryEvent.objects.get()
+    assert row.status == RegistryEvent.Status.QUARANTINED
+    assert "not JSON" in row.error
+
+
+def test_event_without_id_or_with_unknown_action_is_quarantined(client):
+    no_id = push_event()
+    del no_id["id"]
+    odd = push_event()
+    odd["action"] = "teleport"
+    assert post(client, envelope(no_id, odd, "a string")).status_code == 200
+    rows = RegistryEvent.objects.all()
+    assert len(rows) == 3
+    assert {r.status for r in rows} == {RegistryEvent.Status.QUARANTINED}
+
+
+def test_pull_and_blob_events_are_kept_but_not_queued(client):
+    pull = push_event()
+    pull["action"] = "pull"
+    blob = push_event()
+    blob["target"]["mediaType"] = "application/octet-stream"
+    response = post(client, envelope(pull, blob))
+    assert response.json() == {"stored": 0}
+    assert set(RegistryEvent.objects.values_list("status", flat=True)) == {RegistryEvent.Status.IGNORED}
