@@ -210,6 +210,9 @@ class PersonalAccessToken(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Optional limits, on top of the scope cap: namespaces ("acme") and repositories
+    # ("acme/api"). Empty means everything the owner may reach. Docker Hub cannot do this.
+    limits = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -223,3 +226,34 @@ class PersonalAccessToken(models.Model):
     def is_usable(self, now=None) -> bool:
         now = now or timezone.now()
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class RefreshToken(models.Model):
+    """An OAuth2 refresh token (`access_type=offline`, or `offline_token=true` on GET) as
+    containerd, BuildKit and `docker login` keep them. It stands for the credential it was
+    issued against: a user's password, a personal access token (whose cap and limits it keeps,
+    and whose revocation ends it) or a robot. Only a SHA-256 hash is stored."""
+
+    user = models.ForeignKey(User, null=True, blank=True, on_delete=models.CASCADE, related_name="refresh_tokens")
+    robot = models.ForeignKey(Robot, null=True, blank=True, on_delete=models.CASCADE, related_name="refresh_tokens")
+    access_token = models.ForeignKey(
+        PersonalAccessToken, null=True, blank=True, on_delete=models.CASCADE, related_name="refresh_tokens"
+    )
+    client_id = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=16, unique=True)
+    token_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(user__isnull=False, robot__isnull=True) | Q(user__isnull=True, robot__isnull=False),
+                name="refresh_token_exactly_one_holder",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"refresh {self.prefix}… ({self.user or self.robot}, {self.client_id or 'no client id'})"

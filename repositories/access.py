@@ -97,8 +97,8 @@ def _disabled(actor: Actor) -> str:
 
 
 def decide(actor: Actor, namespace: Namespace | None, name: str, repository: Repository | None = None) -> Decision:
-    """The level `actor` has on repository `name` in `namespace` (which may not exist yet:
-    then the answer is what it may do there, e.g. create it by pushing)."""
+    """The level `actor` has on repository `name` in `namespace`. The repository may not exist
+    yet: then the answer is what the actor may do there, e.g. create it by pushing."""
     if actor.is_system:
         return Decision(Level.ADMIN, "system identity")
     if namespace is None:
@@ -107,8 +107,15 @@ def decide(actor: Actor, namespace: Namespace | None, name: str, repository: Rep
     if why_not:
         return Decision(Level.NONE, why_not)
 
+    public = repository is not None and repository.visibility == Visibility.PUBLIC
+    if _outside_token_limits(actor, namespace.name, name):
+        # The credential cannot reach this repository; what anyone may do still holds.
+        if public:
+            return Decision(Level.READ, "public repository (outside the token's limits)")
+        return Decision(Level.NONE, "outside the token's limits")
+
     sources: list[tuple[Level, str]] = []
-    if repository is not None and repository.visibility == Visibility.PUBLIC:
+    if public:
         sources.append((Level.READ, "public repository"))
     if actor.is_staff:
         sources.append((Level.ADMIN, "staff"))
@@ -122,9 +129,17 @@ def decide(actor: Actor, namespace: Namespace | None, name: str, repository: Rep
     level, reason = max(sources, key=lambda s: s[0])
     cap, cap_reason = actor.cap
     if level > cap:
-        # Public read survives any cap: a read-only token may still pull public images.
+        # The cap is never below read, so a read-only token still pulls what its owner can.
         level, reason = cap, f"{reason}, capped by {cap_reason}"
     return Decision(Level(level), reason, sources)
+
+
+def _outside_token_limits(actor: Actor, namespace_name: str, name: str) -> bool:
+    limits = actor.token.limits if actor.token is not None else None
+    if not limits:
+        return False
+    full_name = f"{namespace_name}/{name}"
+    return not any(limit in (namespace_name, full_name) for limit in limits)
 
 
 def _user_sources(user: User, namespace: Namespace, name: str, repository: Repository | None):
@@ -202,11 +217,17 @@ def may_list_catalog(actor: Actor) -> bool:
 def visible_repositories(actor: Actor) -> QuerySet[Repository]:
     """Every repository the actor may read, as a queryset (for lists, search and counts)."""
     qs = Repository.objects.all()
-    if actor.is_system or actor.is_staff:
-        return qs if not _disabled(actor) else qs.none()
     public = Q(visibility=Visibility.PUBLIC)
-    if actor.is_anonymous or _disabled(actor):
+    if actor.is_system:
+        return qs
+    if _disabled(actor):
+        return qs.none()  # as decide(): inactive users and dead tokens get nothing at all
+    if actor.is_anonymous:
         return qs.filter(public)
+    if actor.token is not None and actor.token.limits:
+        qs = qs.filter(public | _limits_q(actor.token.limits))
+    if actor.is_staff:
+        return qs
     if actor.user is not None:
         user = actor.user
         own = Q(namespace__user=user)
@@ -222,6 +243,14 @@ def visible_repositories(actor: Actor) -> QuerySet[Repository]:
     robot = actor.robot
     rule_ids = _rule_matched_ids(AccessRule.objects.filter(robot=robot).values_list("organization_id", "pattern"))
     return qs.filter(public | Q(grants__robot=robot) | Q(pk__in=rule_ids)).distinct()
+
+
+def _limits_q(limits: list[str]) -> Q:
+    q = Q(pk__in=[])
+    for limit in limits:
+        ns_name, name = split_repository_name(limit)
+        q |= Q(namespace__name=ns_name, name=name) if ns_name else Q(namespace__name=limit)
+    return q
 
 
 def _rule_matched_ids(rules) -> list[int]:
