@@ -1,34 +1,46 @@
 """Who is this? Turn presented credentials into an Actor, or None when they are not valid.
 
-Three kinds: a password, a personal access token (`dy_pat_…`) and a robot secret
-(`dy_robot_…`, presented with the username `<org>+<robot>`). Token and robot secrets are
-looked up by their prefix and compared in constant time; only SHA-256 hashes are stored.
+Kinds: a password, a personal access token (`dy_pat_…`), a robot secret (`dy_robot_…`,
+presented with the username `<org>+<robot>`) and a refresh token (`dy_rt_…`). Secrets are
+looked up by their prefix and compared in constant time; only SHA-256 hashes are stored (the
+secrets are 256-bit random strings, so a slow hash would only slow every pull).
+
+Passwords are the exception: they go through Django's hasher, which costs ~220 ms. A password
+that checked out is remembered for PASSWORD_CACHE_SECONDS under an HMAC of the credential (never
+the password), tied to the current password hash so a password change ends it at once.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
+import logging
 import secrets
 
-from django.contrib.auth import authenticate
+from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 
-from accounts.models import PersonalAccessToken, Robot, User
+from accounts.models import PersonalAccessToken, RefreshToken, Robot, User
 from repositories.access import Actor
+
+log = logging.getLogger(__name__)
 
 PAT_MARK = "dy_pat_"
 ROBOT_MARK = "dy_robot_"
+REFRESH_MARK = "dy_rt_"
 PREFIX_LENGTH = 8
 MAX_CREDENTIAL_LENGTH = 256
+# last_used_at is informational; writing it on every pull would make each token request a write.
+LAST_USED_RESOLUTION = dt.timedelta(seconds=60)
 
 
 def new_secret(mark: str) -> tuple[str, str, str]:
     """A fresh secret: (whole secret, lookup prefix, SHA-256 hex)."""
     body = secrets.token_urlsafe(32)
-    prefix = body[:PREFIX_LENGTH]
     secret = f"{mark}{body}"
-    return secret, prefix, hash_secret(secret)
+    return secret, body[:PREFIX_LENGTH], hash_secret(secret)
 
 
 def hash_secret(secret: str) -> str:
@@ -41,46 +53,103 @@ def _prefix(secret: str, mark: str) -> str | None:
     return secret[len(mark) : len(mark) + PREFIX_LENGTH]
 
 
+def _lookup(model, secret: str, mark: str, prefix_field: str, hash_field: str, related: tuple[str, ...]):
+    prefix = _prefix(secret, mark)
+    if prefix is None:
+        return None
+    row = model.objects.select_related(*related).filter(**{prefix_field: prefix}).first()
+    if row is None or not hmac.compare_digest(getattr(row, hash_field), hash_secret(secret)):
+        return None
+    return row
+
+
+def _touch(row) -> None:
+    now = timezone.now()
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
+        type(row).objects.filter(pk=row.pk).update(last_used_at=now)
+
+
 def authenticate_credentials(username: str, secret: str) -> Actor | None:
     """Check a username and a password, token or robot secret. None when anything is off;
     callers answer the same 401 whatever it was, so nothing leaks about which part failed."""
     if not username or not secret or len(username) > 150 or len(secret) > MAX_CREDENTIAL_LENGTH:
         return None
+    username = username.lower()
     if "+" in username:
         return _robot(username, secret)
     if secret.startswith(PAT_MARK):
         return _token(username, secret)
-    user = authenticate(username=username, password=secret)
-    if user is None or not user.is_active:
-        return None
-    return Actor(kind="user", user=user)
+    user = _password(username, secret)
+    return Actor(kind="user", user=user) if user is not None else None
 
 
 def _token(username: str, secret: str) -> Actor | None:
-    prefix = _prefix(secret, PAT_MARK)
-    if prefix is None:
+    token = _lookup(PersonalAccessToken, secret, PAT_MARK, "prefix", "token_hash", ("user",))
+    if token is None or token.user.username != username or not token.user.is_active or not token.is_usable():
         return None
-    token = PersonalAccessToken.objects.select_related("user").filter(prefix=prefix).first()
-    if token is None or not hmac.compare_digest(token.token_hash, hash_secret(secret)):
-        return None
-    if token.user.username != username.lower() or not token.user.is_active or not token.is_usable():
-        return None
-    PersonalAccessToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    _touch(token)
     return Actor(kind="user", user=token.user, token=token)
 
 
 def _robot(username: str, secret: str) -> Actor | None:
-    prefix = _prefix(secret, ROBOT_MARK)
-    if prefix is None:
+    robot = _lookup(Robot, secret, ROBOT_MARK, "secret_prefix", "secret_hash", ("organization",))
+    if robot is None or robot.username != username or not robot.is_active:
         return None
-    robot = Robot.objects.select_related("organization").filter(secret_prefix=prefix).first()
-    if robot is None or not hmac.compare_digest(robot.secret_hash, hash_secret(secret)):
-        return None
-    if robot.username != username.lower() or not robot.is_active:
-        return None
-    Robot.objects.filter(pk=robot.pk).update(last_used_at=timezone.now())
+    _touch(robot)
     return Actor(kind="robot", robot=robot)
 
 
-def user_from_username(username: str) -> User | None:
-    return User.objects.filter(username=username.lower()).first()
+def _password_key(username: str, password: str) -> str:
+    mac = hmac.new(settings.SECRET_KEY.encode(), f"{username}\0{password}".encode(), hashlib.sha256)
+    return f"pwok:{mac.hexdigest()}"
+
+
+def _fingerprint(password_hash: str) -> str:
+    return hmac.new(settings.SECRET_KEY.encode(), password_hash.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _password(username: str, password: str) -> User | None:
+    key = _password_key(username, password)
+    if settings.PASSWORD_CACHE_SECONDS:
+        try:
+            remembered = cache.get(key)
+        except Exception:
+            log.warning("password cache unavailable", exc_info=True)
+            remembered = None
+        if remembered:
+            user = User.objects.filter(pk=remembered[0], is_active=True).first()
+            if user is not None and hmac.compare_digest(_fingerprint(user.password), remembered[1]):
+                return user
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        User().set_password(password)  # spend the same time as a real check: no user enumeration
+        return None
+    if not user.check_password(password) or not user.is_active:
+        return None
+    if settings.PASSWORD_CACHE_SECONDS:
+        try:
+            cache.set(key, (user.pk, _fingerprint(user.password)), timeout=settings.PASSWORD_CACHE_SECONDS)
+        except Exception:
+            log.warning("password cache unavailable", exc_info=True)
+    return user
+
+
+def authenticate_refresh_token(secret: str) -> Actor | None:
+    if len(secret) > MAX_CREDENTIAL_LENGTH:
+        return None
+    refresh = _lookup(
+        RefreshToken, secret, REFRESH_MARK, "prefix", "token_hash", ("user", "robot__organization", "access_token")
+    )
+    if refresh is None or refresh.revoked_at is not None:
+        return None
+    if refresh.robot is not None:
+        if not refresh.robot.is_active:
+            return None
+        actor = Actor(kind="robot", robot=refresh.robot)
+    else:
+        pat = refresh.access_token
+        if not refresh.user.is_active or (pat is not None and not pat.is_usable()):
+            return None
+        actor = Actor(kind="user", user=refresh.user, token=pat)
+    _touch(refresh)
+    return actor

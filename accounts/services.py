@@ -7,13 +7,15 @@ import datetime as dt
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
-from accounts.credentials import PAT_MARK, ROBOT_MARK, new_secret
+from accounts.credentials import PAT_MARK, REFRESH_MARK, ROBOT_MARK, hash_secret, new_secret
 from accounts.models import (
     Membership,
     Namespace,
     Organization,
     PersonalAccessToken,
+    RefreshToken,
     Robot,
     Team,
     TeamMembership,
@@ -21,6 +23,7 @@ from accounts.models import (
     User,
 )
 from audit.services import audit_record
+from repositories.access import Actor
 
 
 def namespace_name_available(name: str) -> bool:
@@ -138,3 +141,48 @@ def robot_create(
     robot.save()
     audit_record(action="robot.create", actor=actor, target=robot, namespace=organization.name)
     return robot, secret
+
+
+@transaction.atomic
+def refresh_token_create(*, actor: Actor, client_id: str, address: str | None = None) -> str:
+    """Issue a refresh token standing for the credential `actor` authenticated with (password,
+    personal access token or robot). Returns the secret, which is never stored."""
+    secret, prefix, digest = new_secret(REFRESH_MARK)
+    refresh = RefreshToken.objects.create(
+        user=actor.user if actor.robot is None else None,
+        robot=actor.robot,
+        access_token=actor.token,
+        client_id=client_id[:100],
+        prefix=prefix,
+        token_hash=digest,
+    )
+    audit_record(
+        action="refresh_token.create",
+        actor=actor.user,
+        actor_name=actor.name,
+        target=refresh,
+        namespace=actor.robot.organization.name if actor.robot else actor.name,
+        data={"client_id": refresh.client_id},
+        address=address,
+    )
+    return secret
+
+
+@transaction.atomic
+def refresh_token_revoke(*, refresh: RefreshToken, actor_name: str) -> None:
+    if refresh.revoked_at is None:
+        refresh.revoked_at = timezone.now()
+        refresh.save(update_fields=["revoked_at"])
+        audit_record(action="refresh_token.revoke", actor_name=actor_name, target=refresh)
+
+
+@transaction.atomic
+def access_token_revoke(*, token: PersonalAccessToken, actor: User | None) -> None:
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        audit_record(action="access_token.revoke", actor=actor, target=token, namespace=token.user.username)
+
+
+def refresh_token_by_secret(secret: str) -> RefreshToken | None:
+    return RefreshToken.objects.filter(token_hash=hash_secret(secret)).first()

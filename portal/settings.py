@@ -233,3 +233,10 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "inte
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
 CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 2
 REGISTRY_HTTP_SECRET = envsecret("REGISTRY_HTTP_SECRET", "secrets/registry_http_secret")
+
+# Credentials: a valid password presented again within this window is not hashed again
+# (PBKDF2 costs ~220 ms: ten thousand token signatures); failures are throttled.
+PASSWORD_CACHE_SECONDS = envint("PASSWORD_CACHE_SECONDS", "120", minimum=0)
+AUTH_FAILURE_WINDOW = envint("AUTH_FAILURE_WINDOW", "300", minimum=1)
+AUTH_FAILURES_PER_USERNAME = envint("AUTH_FAILURES_PER_USERNAME", "10", minimum=1)
+AUTH_FAILURES_PER_ADDRESS = envint("AUTH_FAILURES_PER_ADDRESS", "50", minimum=1)
