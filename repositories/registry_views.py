@@ -1,8 +1,8 @@
 """The two endpoints the registry and its clients talk to: the token server (`/auth/token`,
-docs/spec/auth/token.md) and the notification receiver (`/api/v1/registry/events`).
+docs/spec/auth/token.md and oauth.md) and the notification receiver (`/api/v1/registry/events`).
 
-Both are thin: credentials.py says who is asking, access.py decides, token.py signs, sync.py
-stores and processes."""
+Both are thin: credentials.py says who is asking, access.py decides (through
+services.registry_access_grant), token.py signs, sync.py stores and processes."""
 
 from __future__ import annotations
 
@@ -15,10 +15,13 @@ from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.credentials import authenticate_credentials
-from repositories import access, sync
+from accounts import throttle
+from accounts.credentials import authenticate_credentials, authenticate_refresh_token
+from accounts.services import refresh_token_create
+from audit.services import audit_record
+from repositories import access, services, sync
 from repositories.registry import get_issuer
 from repositories.registry.events import EnvelopeError, parse_envelope, parse_event
 from repositories.registry.token import Scope, ScopeError, parse_scopes
@@ -26,13 +29,32 @@ from repositories.registry.token import Scope, ScopeError, parse_scopes
 log = logging.getLogger(__name__)
 
 MAX_PARAM_LENGTH = 1024
+BASIC_CHALLENGE = 'Basic realm="dockyard"'
 
 
-def _error(status: int, code: str, message: str, **headers: str) -> JsonResponse:
-    response = JsonResponse({"errors": [{"code": code, "message": message}]}, status=status)
+def _json(body: dict, status: int = 200, **headers: str) -> JsonResponse:
+    response = JsonResponse(body, status=status)
     for name, value in headers.items():
         response[name.replace("_", "-")] = value
     return response
+
+
+def _error(status: int, code: str, message: str, **headers: str) -> JsonResponse:
+    """The registry's own error shape, which docker and skopeo print."""
+    return _json({"errors": [{"code": code, "message": message}]}, status, **headers)
+
+
+def _oauth_error(status: int, error: str, description: str, **headers: str) -> JsonResponse:
+    """RFC 6749's error shape, for the OAuth2 form."""
+    return _json({"error": error, "error_description": description}, status, **headers)
+
+
+def _address(request: HttpRequest) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def _too_long(params) -> bool:
+    return any(len(v) > MAX_PARAM_LENGTH for _key, values in params.lists() for v in values)
 
 
 def _basic_credentials(request: HttpRequest) -> tuple[str, str] | bool | None:
@@ -52,22 +74,51 @@ def _basic_credentials(request: HttpRequest) -> tuple[str, str] | bool | None:
     return (username, secret) if sep else False
 
 
-def granted_actions(actor: access.Actor, scope: Scope) -> list[str]:
-    """The subset of the scope's actions the policy allows; never an error for a scope."""
-    if scope.type == "registry":
-        return ["*"] if access.may_list_catalog(actor) else []
-    decision, _namespace, _repository = access.decide_by_name(actor, scope.name)
-    return [a for a in scope.actions if decision.allows(access.ACTION_LEVEL[a])]
+class Refused(Exception):
+    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.retry_after = status, message, retry_after
 
 
-@require_GET
+def _authenticate(request: HttpRequest, username: str, secret: str) -> access.Actor:
+    """Check credentials, throttling failures per username and per address. Failures are
+    audited; throttled requests are refused before any credential is checked."""
+    address = _address(request)
+    wait = throttle.retry_after(username, address)
+    if wait is not None:
+        raise Refused(429, "too many failed logins; try again later", retry_after=wait)
+    actor = authenticate_credentials(username, secret)
+    if actor is None:
+        throttle.record_failure(username, address)
+        audit_record(
+            action="auth.failed", actor_name=username[:150], data={"surface": "registry token"}, address=address
+        )
+        raise Refused(401, "invalid username or password")
+    return actor
+
+
+def _issue(actor: access.Actor, scopes: list[Scope], request: HttpRequest) -> dict:
+    grants = services.registry_access_grant(actor=actor, scopes=scopes, address=_address(request))
+    issued = get_issuer().issue(actor.name, [g for g in grants if g["actions"]])
+    return {
+        "token": issued.token,
+        "access_token": issued.token,
+        "expires_in": issued.expires_in,
+        "issued_at": issued.issued_at,
+    }
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
 def token_view(request: HttpRequest) -> JsonResponse:
+    if request.method == "POST":
+        return _oauth_token(request)
     params = request.GET
-    if any(len(v) > MAX_PARAM_LENGTH for values in params.lists() for v in values[1]):
+    if _too_long(params):
         return _error(400, "INVALID_REQUEST", "a parameter is too long")
     service = params.get("service", "")
     if service != settings.REGISTRY_SERVICE:
-        return _error(400, "INVALID_REQUEST", f"unknown service {service!r}")
+        return _error(400, "INVALID_REQUEST", f"unknown service {service[:100]!r}")
     try:
         scopes = parse_scopes(params.getlist("scope"))
     except ScopeError as exc:
@@ -75,29 +126,61 @@ def token_view(request: HttpRequest) -> JsonResponse:
 
     credentials = _basic_credentials(request)
     if credentials is False:
-        return _error(401, "UNAUTHORIZED", "malformed Authorization header", WWW_Authenticate='Basic realm="dockyard"')
-    if credentials is None:
-        actor = access.ANONYMOUS
-    else:
-        actor = authenticate_credentials(*credentials)
-        if actor is None:
-            return _error(
-                401, "UNAUTHORIZED", "invalid username or password", WWW_Authenticate='Basic realm="dockyard"'
-            )
+        return _error(401, "UNAUTHORIZED", "malformed Authorization header", WWW_Authenticate=BASIC_CHALLENGE)
+    actor = access.ANONYMOUS
+    if credentials is not None:
+        try:
+            actor = _authenticate(request, *credentials)
+        except Refused as exc:
+            if exc.retry_after is not None:
+                return _error(exc.status, "TOOMANYREQUESTS", exc.message, Retry_After=str(exc.retry_after))
+            return _error(exc.status, "UNAUTHORIZED", exc.message, WWW_Authenticate=BASIC_CHALLENGE)
 
-    grants = []
-    for scope in scopes:
-        actions = granted_actions(actor, scope)
-        grants.append({"type": scope.type, "name": scope.name, "actions": actions})
-    issued = get_issuer().issue(actor.name, [g for g in grants if g["actions"]])
-    return JsonResponse(
-        {
-            "token": issued.token,
-            "access_token": issued.token,
-            "expires_in": issued.expires_in,
-            "issued_at": issued.issued_at,
-        }
-    )
+    body = _issue(actor, scopes, request)
+    # `docker login` asks for a refresh token ("identity token") with offline_token=true.
+    if params.get("offline_token") == "true" and not actor.is_anonymous:
+        body["refresh_token"] = refresh_token_create(
+            actor=actor, client_id=params.get("client_id", ""), address=_address(request)
+        )
+    return JsonResponse(body)
+
+
+def _oauth_token(request: HttpRequest) -> JsonResponse:
+    """The OAuth2 form that containerd and BuildKit post: grant_type password or refresh_token."""
+    form = request.POST
+    if _too_long(form):
+        return _oauth_error(400, "invalid_request", "a parameter is too long")
+    if form.get("service", "") != settings.REGISTRY_SERVICE:
+        return _oauth_error(400, "invalid_request", "unknown service")
+    client_id = form.get("client_id", "")
+    if not client_id:
+        return _oauth_error(400, "invalid_request", "client_id is required")
+    try:
+        scopes = parse_scopes(form.getlist("scope"))
+    except ScopeError as exc:
+        return _oauth_error(400, "invalid_scope", str(exc))
+
+    grant_type = form.get("grant_type", "")
+    if grant_type == "password":
+        try:
+            actor = _authenticate(request, form.get("username", ""), form.get("password", ""))
+        except Refused as exc:
+            if exc.retry_after is not None:
+                return _oauth_error(429, "slow_down", exc.message, Retry_After=str(exc.retry_after))
+            return _oauth_error(401, "invalid_grant", exc.message)
+    elif grant_type == "refresh_token":
+        actor = authenticate_refresh_token(form.get("refresh_token", ""))
+        if actor is None:
+            return _oauth_error(401, "invalid_grant", "invalid or revoked refresh token")
+    else:
+        return _oauth_error(400, "unsupported_grant_type", "grant_type must be password or refresh_token")
+
+    body = _issue(actor, scopes, request)
+    del body["token"]  # the OAuth2 form answers access_token only
+    body["scope"] = " ".join(str(s) for s in scopes)
+    if grant_type == "password" and form.get("access_type") == "offline":
+        body["refresh_token"] = refresh_token_create(actor=actor, client_id=client_id, address=_address(request))
+    return JsonResponse(body)
 
 
 def _registry_authenticated(request: HttpRequest) -> bool:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from accounts.models import Namespace, Visibility
 from audit.services import audit_record
+from repositories import access
 from repositories.models import Repository
+from repositories.registry.token import Scope
+
+log = logging.getLogger(__name__)
 
 
 @transaction.atomic
@@ -20,6 +26,7 @@ def repository_create(
     visibility: str | None = None,
     short_description: str = "",
     reason: str = "",
+    address: str | None = None,
 ) -> Repository:
     repository = Repository(
         namespace=namespace,
@@ -44,3 +51,41 @@ def repository_create(
         else {"visibility": repository.visibility},
     )
     return repository
+
+
+def registry_access_grant(*, actor: access.Actor, scopes: list[Scope], address: str | None = None) -> list[dict]:
+    """What a registry token grants: for each requested scope the subset of its actions the
+    policy allows (DESIGN.md section 4). Never an error for a scope: what is not allowed is
+    simply left out. A push to a repository that does not exist yet creates it when the actor
+    may write in its namespace."""
+    grants = []
+    for scope in scopes:
+        if scope.type == "registry":
+            actions = ["*"] if access.may_list_catalog(actor) else []
+        else:
+            actions = _repository_actions(actor, scope, address)
+        grants.append({"type": scope.type, "name": scope.name, "actions": actions})
+    return grants
+
+
+def _repository_actions(actor: access.Actor, scope: Scope, address: str | None) -> list[str]:
+    decision, namespace, repository = access.decide_by_name(actor, scope.name)
+    allowed = [a for a in scope.actions if decision.allows(access.ACTION_LEVEL[a])]
+    if repository is None and namespace is not None and ("push" in allowed or "*" in allowed):
+        _, name = access.split_repository_name(scope.name)
+        try:
+            with transaction.atomic():
+                repository_create(
+                    namespace=namespace,
+                    name=name,
+                    actor=actor.user,
+                    actor_name=actor.name,
+                    reason=f"created by push ({decision.reason})",
+                    address=address,
+                )
+        except IntegrityError:
+            pass  # created by a concurrent request: fine, it exists now
+        except ValidationError as exc:
+            log.info("refusing push to %s: %s", scope.name, exc)
+            return [a for a in allowed if a == "pull"]
+    return allowed

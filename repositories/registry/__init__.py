@@ -12,18 +12,23 @@ from pathlib import Path
 from django.conf import settings
 
 from repositories.registry.client import RegistryClient
-from repositories.registry.token import TokenIssuer, ensure_signing_key
+from repositories.registry.token import KEY_FILE, TokenIssuer, ensure_signing_key
 
 
-@functools.cache
-def _issuer(key_dir: str, issuer: str, service: str, lifetime: int) -> TokenIssuer:
+@functools.lru_cache(maxsize=8)
+def _issuer(key_dir: str, key_mtime: int, issuer: str, service: str, lifetime: int) -> TokenIssuer:
     return TokenIssuer(ensure_signing_key(Path(key_dir)), issuer=issuer, service=service, lifetime=lifetime)
 
 
 def get_issuer() -> TokenIssuer:
-    return _issuer(
-        str(settings.TOKEN_KEY_DIR), settings.TOKEN_ISSUER, settings.REGISTRY_SERVICE, settings.TOKEN_LIFETIME
-    )
+    """The issuer for the current signing key. The key file's mtime is part of the cache key,
+    so a rotated key signs from the next token on, in every process, without a restart."""
+    key_dir = Path(settings.TOKEN_KEY_DIR)
+    try:
+        mtime = (key_dir / KEY_FILE).stat().st_mtime_ns
+    except FileNotFoundError:
+        mtime = 0
+    return _issuer(str(key_dir), mtime, settings.TOKEN_ISSUER, settings.REGISTRY_SERVICE, settings.TOKEN_LIFETIME)
 
 
 def system_token(scopes: tuple[str, ...]) -> tuple[str, int]:

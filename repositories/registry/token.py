@@ -133,22 +133,47 @@ def ensure_signing_key(directory: Path) -> SigningKey:
     a previous key still verify until an operator removes them."""
     directory.mkdir(parents=True, exist_ok=True)
     key_path, cert_path, bundle_path = directory / KEY_FILE, directory / CERT_FILE, directory / BUNDLE_FILE
-    if not key_path.exists():
-        signing = generate_signing_key()
-        pem_key = signing.private_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        tmp = key_path.with_suffix(".tmp")
-        tmp.write_bytes(pem_key)
-        tmp.chmod(0o600)
-        cert_path.write_bytes(signing.certificate.public_bytes(serialization.Encoding.PEM))
-        tmp.rename(key_path)
+    if not key_path.exists() or not cert_path.exists():
+        _write_key(directory, generate_signing_key())
     signing = load_signing_key(directory)
     pem_cert = signing.certificate.public_bytes(serialization.Encoding.PEM)
     bundle = bundle_path.read_bytes() if bundle_path.exists() else b""
     if pem_cert not in bundle:
         bundle_path.write_bytes(pem_cert + bundle)
     return signing
+
+
+def _write_key(directory: Path, signing: SigningKey) -> None:
+    pem_key = signing.private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    key_tmp, cert_tmp = directory / f"{KEY_FILE}.tmp", directory / f"{CERT_FILE}.tmp"
+    key_tmp.write_bytes(pem_key)
+    key_tmp.chmod(0o600)
+    cert_tmp.write_bytes(signing.certificate.public_bytes(serialization.Encoding.PEM))
+    cert_tmp.rename(directory / CERT_FILE)
+    key_tmp.rename(directory / KEY_FILE)
+
+
+def rotate_signing_key(directory: Path) -> SigningKey:
+    """Make a new key the signer. Its certificate goes first in the bundle; the old ones stay,
+    so tokens the old key signed keep verifying until `prune_bundle`. The registry reads the
+    bundle at start: add the new certificate there (restart it) before tokens need it."""
+    ensure_signing_key(directory)
+    signing = generate_signing_key()
+    bundle_path = directory / BUNDLE_FILE
+    bundle_path.write_bytes(signing.certificate.public_bytes(serialization.Encoding.PEM) + bundle_path.read_bytes())
+    _write_key(directory, signing)
+    return signing
+
+
+def prune_bundle(directory: Path) -> int:
+    """Keep only the current signing certificate in the bundle; returns how many were removed."""
+    bundle_path = directory / BUNDLE_FILE
+    before = bundle_path.read_bytes().count(b"BEGIN CERTIFICATE")
+    current = load_signing_key(directory).certificate.public_bytes(serialization.Encoding.PEM)
+    bundle_path.write_bytes(current)
+    return before - 1
 
 
 def load_signing_key(directory: Path) -> SigningKey:
