@@ -62,9 +62,18 @@ def redis_server(service_dir):
 
     app.conf.broker_url = server.url
     settings.CELERY_BROKER_URL = server.url
-    settings.CACHES["default"]["LOCATION"] = server.url
+    # The cache gets its own database so clearing it between tests leaves queued tasks alone.
+    settings.CACHES["default"]["LOCATION"] = f"redis://127.0.0.1:{server.port}/1"
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def clean_cache(redis_server):
+    """Throttle counters and remembered passwords must not leak from one test to the next."""
+    from django.core.cache import cache
+
+    cache.clear()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -21,8 +21,6 @@ def test_every_setting_is_in_the_readme_table():
 
 def test_a_bad_value_fails_loudly(tmp_path):
     env = {**os.environ, "DOCKYARD_DATA_DIR": str(tmp_path), "TOKEN_LIFETIME": "30"}
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True
-    )
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode != 0
     assert "TOKEN_LIFETIME must be at least 60" in result.stderr
