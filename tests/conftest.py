@@ -90,11 +90,11 @@ def test_settings(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def registry(live_server, service_dir, test_settings):
+def registry_server(live_server, service_dir, test_settings):
     """The real registry, its token realm and notifications pointing at the live server."""
     settings.PORTAL_URL = live_server.url
 
-    def config(listen: str, storage: Path) -> str:
+    def config(listen: str, storage: Path, debug_addr: str) -> str:
         return render_config(
             listen=listen,
             storage_dir=storage,
@@ -105,6 +105,7 @@ def registry(live_server, service_dir, test_settings):
             notifications_url=f"{live_server.url}/api/v1/registry/events",
             notifications_secret=settings.REGISTRY_EVENTS_SECRET,
             http_secret="test-http-secret",
+            debug_addr=debug_addr,
         )
 
     server = services.Registry(workdir=service_dir / "registry", config_text=config).start()
@@ -112,6 +113,15 @@ def registry(live_server, service_dir, test_settings):
     settings.REGISTRY_PUBLIC_HOST = server.host
     yield server
     server.stop()
+
+
+@pytest.fixture
+def registry(transactional_db, registry_server):
+    """The registry for one test. Before the test's database is flushed, every notification the
+    registry queued during the test is delivered, so none spills into the next test (or hits
+    the live server while database access is blocked between tests)."""
+    yield registry_server
+    registry_server.drain_notifications()
 
 
 def worker_env(*, redis_url: str, registry_url: str, data_dir: Path) -> dict[str, str]:
@@ -129,9 +139,10 @@ def worker_env(*, redis_url: str, registry_url: str, data_dir: Path) -> dict[str
     return env
 
 
-@pytest.fixture(scope="session")
-def celery_worker(django_db_setup, redis_server, registry, service_dir, test_settings):
-    """A real Celery worker process on the test database, the test redis and registry."""
+@pytest.fixture
+def celery_worker(registry, redis_server, service_dir, test_settings):
+    """A real Celery worker process on the test database, the test redis and registry. One per
+    test: a worker outliving its test would write while the test's tables are truncated."""
     env = worker_env(redis_url=redis_server.url, registry_url=registry.url, data_dir=test_settings)
     worker = services.celery_worker(env=env, log_dir=service_dir)
     yield worker

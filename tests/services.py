@@ -148,14 +148,26 @@ class Redis:
 class Registry:
     """docker-registry with the config the portal generates (render_config)."""
 
-    def __init__(self, *, workdir: Path, config_text: Callable[[str, Path], str]) -> None:
+    def __init__(self, *, workdir: Path, config_text: Callable[..., str]) -> None:
         self.port = free_port()
+        self.debug_port = free_port()
         self.workdir = workdir
         self.storage = workdir / "storage"
         self.config_path = workdir / "registry.yml"
         self.storage.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(config_text(f"127.0.0.1:{self.port}", self.storage))
+        self.config_path.write_text(
+            config_text(f"127.0.0.1:{self.port}", self.storage, debug_addr=f"127.0.0.1:{self.debug_port}")
+        )
         self.process: Process | None = None
+
+    def pending_notifications(self) -> int:
+        """Events the registry has queued but not yet delivered, over all endpoints."""
+        data = requests.get(f"http://127.0.0.1:{self.debug_port}/debug/vars", timeout=2).json()
+        endpoints = data["registry"]["notifications"]["endpoints"]
+        return sum(endpoint["Metrics"]["Pending"] for endpoint in endpoints)
+
+    def drain_notifications(self, timeout: float = 30.0) -> None:
+        wait_until(lambda: self.pending_notifications() == 0, timeout=timeout, what="registry notifications to drain")
 
     @property
     def url(self) -> str:
@@ -185,6 +197,10 @@ class Registry:
 
 
 def celery_worker(*, env: dict[str, str], log_dir: Path, name: str = "worker") -> Process:
+    # Tasks queued by earlier tests name rows that are gone; start from an empty queue.
+    import redis
+
+    redis.Redis.from_url(env["REDIS_URL"]).delete("celery")
     return Process(
         name,
         [

@@ -46,3 +46,9 @@ def test_home_runs_a_fixed_number_of_queries(client, alice, django_assert_max_nu
     client.force_login(alice)
     with django_assert_max_num_queries(6):
         assert client.get("/").status_code == 200
+
+
+def test_healthz_answers_without_the_database(client, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        response = client.get("/healthz")
+    assert response.json() == {"status": "ok"}

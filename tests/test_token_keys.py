@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.registry]
 
 
 def start_registry(workdir: Path, key_dir: Path) -> services.Registry:
-    def config(listen: str, storage: Path) -> str:
+    def config(listen: str, storage: Path, debug_addr: str) -> str:
         return render_config(
             listen=listen,
             storage_dir=storage,
