@@ -22,7 +22,9 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
+from accounts import throttle
 from accounts.models import PersonalAccessToken, RefreshToken, Robot, User
+from audit.services import audit_record
 from repositories.access import Actor
 
 log = logging.getLogger(__name__)
@@ -57,7 +59,8 @@ def _lookup(model, secret: str, mark: str, prefix_field: str, hash_field: str, r
     prefix = _prefix(secret, mark)
     if prefix is None:
         return None
-    row = model.objects.select_related(*related).filter(**{prefix_field: prefix}).first()
+    # No ORDER BY: the prefix is unique, and sorting costs more than the lookup itself.
+    row = next(iter(model.objects.select_related(*related).filter(**{prefix_field: prefix}).order_by()[:1]), None)
     if row is None or not hmac.compare_digest(getattr(row, hash_field), hash_secret(secret)):
         return None
     return row
@@ -69,18 +72,42 @@ def _touch(row) -> None:
         type(row).objects.filter(pk=row.pk).update(last_used_at=now)
 
 
-def authenticate_credentials(username: str, secret: str) -> Actor | None:
+class Throttled(Exception):
+    """Too many failed logins for this username or address; try again after `retry_after`."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed logins; retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+def authenticate_credentials(
+    username: str, secret: str, *, address: str | None = None, surface: str = "registry token"
+) -> Actor | None:
     """Check a username and a password, token or robot secret. None when anything is off;
-    callers answer the same 401 whatever it was, so nothing leaks about which part failed."""
+    callers answer the same 401 whatever it was, so nothing leaks about which part failed.
+    Failures are counted per username and address and audited; past the limit this raises
+    Throttled, for passwords before the hasher runs."""
     if not username or not secret or len(username) > 150 or len(secret) > MAX_CREDENTIAL_LENGTH:
-        return None
-    username = username.lower()
-    if "+" in username:
-        return _robot(username, secret)
-    if secret.startswith(PAT_MARK):
-        return _token(username, secret)
-    user = _password(username, secret)
-    return Actor(kind="user", user=user) if user is not None else None
+        actor = None
+    elif "+" in username:
+        actor = _robot(username.lower(), secret)
+    elif secret.startswith(PAT_MARK):
+        actor = _token(username.lower(), secret)
+    else:
+        user = _password(username.lower(), secret, address)
+        actor = Actor(kind="user", user=user) if user is not None else None
+    if actor is None:
+        _failed(username, address, surface)
+    return actor
+
+
+def _failed(username: str, address: str | None, surface: str) -> None:
+    limits = throttle.keys(username, address)
+    wait = throttle.retry_after(limits, throttle.cache_get_many(list(limits)))
+    if wait is not None:
+        raise Throttled(wait)  # not audited again: the log must not be floodable
+    throttle.record_failure(limits)
+    audit_record(action="auth.failed", actor_name=username[:150], data={"surface": surface}, address=address)
 
 
 def _token(username: str, secret: str) -> Actor | None:
@@ -108,19 +135,20 @@ def _fingerprint(password_hash: str) -> str:
     return hmac.new(settings.SECRET_KEY.encode(), password_hash.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def _password(username: str, password: str) -> User | None:
+def _password(username: str, password: str, address: str | None) -> User | None:
     key = _password_key(username, password)
-    if settings.PASSWORD_CACHE_SECONDS:
-        try:
-            remembered = cache.get(key)
-        except Exception:
-            log.warning("password cache unavailable", exc_info=True)
-            remembered = None
-        if remembered:
-            user = User.objects.filter(pk=remembered[0], is_active=True).first()
-            if user is not None and hmac.compare_digest(_fingerprint(user.password), remembered[1]):
-                return user
-    user = User.objects.filter(username=username).first()
+    limits = throttle.keys(username, address)
+    # One round trip for both: is this password remembered, and is anyone throttled?
+    cached = throttle.cache_get_many([key, *limits])
+    wait = throttle.retry_after(limits, cached)
+    if wait is not None:
+        raise Throttled(wait)
+    remembered = cached.get(key) if settings.PASSWORD_CACHE_SECONDS else None
+    if remembered:
+        user = next(iter(User.objects.filter(pk=remembered[0], is_active=True).order_by()[:1]), None)
+        if user is not None and hmac.compare_digest(_fingerprint(user.password), remembered[1]):
+            return user
+    user = next(iter(User.objects.filter(username=username).order_by()[:1]), None)
     if user is None:
         User().set_password(password)  # spend the same time as a real check: no user enumeration
         return None

@@ -198,15 +198,19 @@ def split_repository_name(full_name: str) -> tuple[str, str]:
 
 
 def decide_by_name(actor: Actor, full_name: str) -> tuple[Decision, Namespace | None, Repository | None]:
-    """Resolve `namespace/name` and decide; the token endpoint's entry point."""
+    """Resolve `namespace/name` and decide; the token endpoint's entry point. One query when
+    the repository exists (the common case: every pull), two when it does not."""
     ns_name, name = split_repository_name(full_name)
-    namespace = Namespace.objects.filter(name=ns_name).first() if ns_name else None
-    repository = (
-        Repository.objects.filter(namespace=namespace, name=name).select_related("namespace").first()
-        if namespace is not None
-        else None
+    if not ns_name:
+        return decide(actor, None, name), None, None
+    found = list(
+        Repository.objects.select_related("namespace").filter(namespace__name=ns_name, name=name).order_by()[:1]
     )
-    return decide(actor, namespace, name, repository), namespace, repository
+    if found:
+        repository = found[0]
+        return decide(actor, repository.namespace, name, repository), repository.namespace, repository
+    namespace = next(iter(Namespace.objects.filter(name=ns_name).order_by()[:1]), None)
+    return decide(actor, namespace, name, None), namespace, None
 
 
 def may_list_catalog(actor: Actor) -> bool:

@@ -17,10 +17,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts import throttle
-from accounts.credentials import authenticate_credentials, authenticate_refresh_token
+from accounts.credentials import Throttled, authenticate_credentials, authenticate_refresh_token
 from accounts.services import refresh_token_create
-from audit.services import audit_record
 from repositories import access, services, sync
 from repositories.registry import get_issuer
 from repositories.registry.events import EnvelopeError, parse_envelope, parse_event
@@ -81,18 +79,11 @@ class Refused(Exception):
 
 
 def _authenticate(request: HttpRequest, username: str, secret: str) -> access.Actor:
-    """Check credentials, throttling failures per username and per address. Failures are
-    audited; throttled requests are refused before any credential is checked."""
-    address = _address(request)
-    wait = throttle.retry_after(username, address)
-    if wait is not None:
-        raise Refused(429, "too many failed logins; try again later", retry_after=wait)
-    actor = authenticate_credentials(username, secret)
+    try:
+        actor = authenticate_credentials(username, secret, address=_address(request))
+    except Throttled as exc:
+        raise Refused(429, "too many failed logins; try again later", retry_after=exc.retry_after) from None
     if actor is None:
-        throttle.record_failure(username, address)
-        audit_record(
-            action="auth.failed", actor_name=username[:150], data={"surface": "registry token"}, address=address
-        )
         raise Refused(401, "invalid username or password")
     return actor
 
