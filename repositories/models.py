@@ -30,6 +30,12 @@ class Repository(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     last_pushed_at = models.DateTimeField(null=True, blank=True)
     pull_count = models.BigIntegerField(default=0)
+    # Descriptions filled from the image's OCI annotations or labels, until a person edits them.
+    description_from_image = models.BooleanField(default=False)
+    # The last reconcile's problem with this repository ('' when it synced cleanly). Written
+    # only when it changes, so a crawl that finds nothing new writes nothing per repository.
+    sync_error = models.TextField(blank=True)
+    sync_error_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "repositories"
@@ -73,6 +79,11 @@ class Manifest(models.Model):
     labels = models.JSONField(default=dict, blank=True)
     annotations = models.JSONField(default=dict, blank=True)
     layer_count = models.PositiveIntegerField(default=0)
+    # cosign stores a signature, an attestation or an SBOM of this manifest as a tag named
+    # sha256-<hex>.sig / .att / .sbom in the same repository.
+    is_signed = models.BooleanField(default=False)
+    has_attestation = models.BooleanField(default=False)
+    has_sbom = models.BooleanField(default=False)
     children = models.ManyToManyField(
         "self", through="IndexEntry", symmetrical=False, related_name="parents", blank=True
     )
@@ -119,11 +130,19 @@ class IndexEntry(models.Model):
 
 
 class Tag(models.Model):
+    class Artifact(models.TextChoices):
+        NONE = "", "Image"
+        SIGNATURE = "sig", "Signature"
+        ATTESTATION = "att", "Attestation"
+        SBOM = "sbom", "SBOM"
+
     repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="tags")
     name = models.CharField(max_length=128)
     manifest = models.ForeignKey(Manifest, on_delete=models.PROTECT, related_name="tags")
     pushed_at = models.DateTimeField(default=timezone.now)
     pushed_by = models.CharField(max_length=150, blank=True)
+    # Set for cosign's sha256-<hex>.sig/.att/.sbom tags, which lists hide unless asked.
+    artifact = models.CharField(max_length=4, choices=Artifact.choices, default=Artifact.NONE, blank=True)
 
     class Meta:
         ordering = ["-pushed_at"]
@@ -249,3 +268,68 @@ class RegistryEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.repository}:{self.tag or self.digest} ({self.status})"
+
+
+class DailyPulls(models.Model):
+    """Pulls of a repository per UTC day, for charts."""
+
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="daily_pulls")
+    day = models.DateField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "daily pulls"
+        constraints = [models.UniqueConstraint(fields=["repository", "day"], name="daily_pulls_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.repository_id} {self.day}: {self.count}"
+
+
+class UnclaimedRepository(models.Model):
+    """A repository found in the registry whose namespace does not exist in the portal (pushed
+    around the portal, or its namespace was deleted). Staff-only; the next crawl after the
+    namespace exists imports it."""
+
+    name = models.CharField(max_length=255, unique=True)
+    tag_count = models.PositiveIntegerField(default=0)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "unclaimed repositories"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SyncRun(models.Model):
+    """One reconcile crawl: what it covered, what it cost, what it changed or would change."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        OK = "ok", "Completed"
+        PARTIAL = "partial", "Completed with errors"
+        FAILED = "failed", "Failed"
+
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
+    repository = models.CharField(max_length=255, blank=True, help_text="empty: the whole registry")
+    dry_run = models.BooleanField(default=False)
+    repositories = models.PositiveIntegerField(default=0)
+    tags = models.PositiveIntegerField(default=0)
+    manifests_fetched = models.PositiveIntegerField(default=0)
+    requests = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    changed = models.PositiveIntegerField(default=0)
+    removed = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    # What was (or, for a dry run, would be) created, changed and removed, by name.
+    report = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"sync {self.started_at:%Y-%m-%d %H:%M} {self.repository or 'all'} ({self.status})"
