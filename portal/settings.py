@@ -191,7 +191,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULE: dict = {}
+
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
@@ -240,3 +240,16 @@ PASSWORD_CACHE_SECONDS = envint("PASSWORD_CACHE_SECONDS", "120", minimum=0)
 AUTH_FAILURE_WINDOW = envint("AUTH_FAILURE_WINDOW", "300", minimum=1)
 AUTH_FAILURES_PER_USERNAME = envint("AUTH_FAILURES_PER_USERNAME", "10", minimum=1)
 AUTH_FAILURES_PER_ADDRESS = envint("AUTH_FAILURES_PER_ADDRESS", "50", minimum=1)
+
+# Sync: the reconcile crawl and the sweep of stored events that were never processed.
+SYNC_INTERVAL_SECONDS = envint("SYNC_INTERVAL_SECONDS", "600", minimum=0)  # 0: no scheduled crawl
+SYNC_CONCURRENCY = envint("SYNC_CONCURRENCY", "4", minimum=1)
+SYNC_PAGE_SIZE = envint("SYNC_PAGE_SIZE", "100", minimum=1)
+CELERY_BEAT_SCHEDULE = {
+    "sweep-pending-registry-events": {"task": "repositories.tasks.sweep_pending_events", "schedule": 60.0},
+}
+if SYNC_INTERVAL_SECONDS:
+    CELERY_BEAT_SCHEDULE["reconcile-registry"] = {
+        "task": "repositories.tasks.reconcile_registry",
+        "schedule": float(SYNC_INTERVAL_SECONDS),
+    }

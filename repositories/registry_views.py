@@ -194,14 +194,5 @@ def events_view(request: HttpRequest) -> JsonResponse:
     with transaction.atomic():
         new_ids = sync.events_store(parsed)
         for pk in new_ids:
-            transaction.on_commit(lambda pk=pk: _enqueue(pk))
+            transaction.on_commit(lambda pk=pk: sync.enqueue_event(pk))
     return JsonResponse({"stored": len(new_ids)})
-
-
-def _enqueue(event_pk: int) -> None:
-    from repositories.tasks import process_registry_event
-
-    try:
-        process_registry_event.delay(event_pk)
-    except Exception:  # broker down: the row stays pending for the periodic sweep
-        log.warning("could not enqueue registry event %s; it stays pending", event_pk, exc_info=True)
