@@ -1,6 +1,26 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db import transaction
 
-from repositories.models import AccessRule, IndexEntry, Manifest, RegistryEvent, Repository, RepositoryGrant, Star, Tag
+from repositories import sync
+from repositories.models import (
+    AccessRule,
+    DailyPulls,
+    IndexEntry,
+    Manifest,
+    RegistryEvent,
+    Repository,
+    RepositoryGrant,
+    Star,
+    SyncRun,
+    Tag,
+    UnclaimedRepository,
+)
+
+
+def _enqueue_reconcile(repository: str = "") -> None:
+    from repositories.tasks import reconcile_registry
+
+    transaction.on_commit(lambda: reconcile_registry.delay(repository=repository))
 
 
 class GrantInline(admin.TabularInline):
@@ -11,12 +31,19 @@ class GrantInline(admin.TabularInline):
 
 @admin.register(Repository)
 class RepositoryAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "visibility", "last_pushed_at", "pull_count")
+    list_display = ("__str__", "visibility", "last_pushed_at", "pull_count", "sync_error")
     list_filter = ("visibility",)
+    actions = ["sync_now"]
     list_select_related = ("namespace",)
     search_fields = ("name", "namespace__name")
     raw_id_fields = ("namespace",)
     inlines = [GrantInline]
+
+    @admin.action(description="Sync now from the registry")
+    def sync_now(self, request, queryset) -> None:
+        for repository in queryset.select_related("namespace"):
+            _enqueue_reconcile(repository.full_name)
+        self.message_user(request, f"Sync queued for {queryset.count()} repositories; see Sync runs.", messages.SUCCESS)
 
 
 @admin.register(Tag)
@@ -78,12 +105,69 @@ class StarAdmin(admin.ModelAdmin):
 
 @admin.register(RegistryEvent)
 class RegistryEventAdmin(admin.ModelAdmin):
-    list_display = ("received_at", "action", "repository", "tag", "status", "actor")
+    list_display = ("received_at", "action", "repository", "tag", "status", "attempts", "actor", "error")
     list_filter = ("status", "action")
     search_fields = ("event_id", "repository", "tag", "digest")
+    actions = ["retry"]
+
+    @admin.action(description="Retry failed events")
+    def retry(self, request, queryset) -> None:
+        retried = sum(
+            sync.registry_event_retry(event_pk=pk, actor_name=request.user.username)
+            for pk in queryset.filter(status=RegistryEvent.Status.FAILED).values_list("pk", flat=True)
+        )
+        self.message_user(request, f"{retried} failed events queued again.", messages.SUCCESS)
 
     def has_add_permission(self, request) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(admin.ModelAdmin):
+    list_display = (
+        "started_at",
+        "finished_at",
+        "status",
+        "repository",
+        "dry_run",
+        "repositories",
+        "tags",
+        "manifests_fetched",
+        "requests",
+        "created",
+        "changed",
+        "removed",
+        "error",
+    )
+    list_filter = ("status", "dry_run")
+    actions = None
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        if request.method == "POST" and "sync_all" in request.POST:
+            _enqueue_reconcile()
+            self.message_user(request, "A sync of the whole registry is queued.", messages.SUCCESS)
+        extra_context = {**(extra_context or {}), "title": "Sync runs (newest first)"}
+        return super().changelist_view(request, extra_context)
+
+
+@admin.register(UnclaimedRepository)
+class UnclaimedRepositoryAdmin(admin.ModelAdmin):
+    list_display = ("name", "tag_count", "first_seen_at", "last_seen_at")
+    search_fields = ("name",)
+
+
+@admin.register(DailyPulls)
+class DailyPullsAdmin(admin.ModelAdmin):
+    list_display = ("repository", "day", "count")
+    list_select_related = ("repository__namespace",)
+    raw_id_fields = ("repository",)
+    date_hierarchy = "day"

@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from urllib.parse import quote, urljoin
@@ -90,6 +91,7 @@ class RegistryClient:
         self.backoff = backoff
         self.session = session or requests.Session()
         self.requests_made = 0  # counted for the sync's cost report
+        self.counts: Counter[str] = Counter()  # e.g. "GET manifest", "HEAD manifest", "GET tags"
         self._tokens: dict[tuple[str, ...], tuple[str, float]] = {}
         self._lock = threading.Lock()
 
@@ -118,9 +120,12 @@ class RegistryClient:
         if token:
             all_headers["Authorization"] = f"Bearer {token}"
         attempt = 0
+        kind = f"{method} {_kind(path)}"
         while True:
             attempt += 1
-            self.requests_made += 1
+            with self._lock:
+                self.requests_made += 1
+                self.counts[kind] += 1
             try:
                 response = self.session.request(
                     method, url, headers=all_headers, timeout=self.timeout, allow_redirects=False
@@ -218,7 +223,9 @@ class RegistryClient:
         response = self._request("GET", f"/v2/{_path(name)}/blobs/{digest}", _pull(name), ok=(200, 307))
         if response.status_code == 307:
             response = self.session.get(response.headers["Location"], timeout=self.timeout)
-            self.requests_made += 1
+            with self._lock:
+                self.requests_made += 1
+                self.counts["GET blob (storage)"] += 1
             if response.status_code != 200:
                 raise RegistryResponseError(f"GET blob {digest} from storage: {response.status_code}")
         body = response.content
@@ -240,6 +247,18 @@ class RegistryClient:
         if not digest.startswith("sha256:"):
             raise ValueError("distribution 2.8 deletes manifests by digest only")
         self._request("DELETE", f"/v2/{_path(name)}/manifests/{digest}", (f"repository:{name}:delete",), ok=(202,))
+
+
+def _kind(path: str) -> str:
+    for marker, kind in (
+        ("/_catalog", "catalog"),
+        ("/tags/list", "tags"),
+        ("/manifests/", "manifest"),
+        ("/blobs/", "blob"),
+    ):
+        if marker in path:
+            return kind
+    return "other"
 
 
 def _pull(name: str) -> tuple[str, ...]:

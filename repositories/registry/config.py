@@ -18,7 +18,7 @@ def render_config(
     service: str,
     issuer: str,
     rootcertbundle: Path,
-    notifications_url: str,
+    notifications_url: str | None,
     notifications_secret: str,
     http_secret: str | None = None,
     log_level: str = "warn",
@@ -66,6 +66,8 @@ def render_config(
         },
         "health": {"storagedriver": {"enabled": True, "interval": "10s", "threshold": 3}},
     }
+    if not notifications_url:
+        del config["notifications"]  # a replica or a tool that must not notify
     if debug_addr:
         # Tests only: /debug/vars shows the notification queue, and also the endpoint headers,
         # i.e. the shared secret. Never expose it beyond loopback.
