@@ -140,13 +140,25 @@ def worker_env(*, redis_url: str, registry_url: str, data_dir: Path) -> dict[str
 
 
 @pytest.fixture
-def celery_worker(registry, redis_server, service_dir, test_settings):
-    """A real Celery worker process on the test database, the test redis and registry. One per
-    test: a worker outliving its test would write while the test's tables are truncated."""
-    env = worker_env(redis_url=redis_server.url, registry_url=registry.url, data_dir=test_settings)
-    worker = services.celery_worker(env=env, log_dir=service_dir)
-    yield worker
-    worker.stop()
+def start_worker(registry, redis_server, service_dir, test_settings):
+    """Start real Celery worker processes on the test database, redis and registry. They live
+    for one test: a worker outliving its test would write while the tables are truncated."""
+    started = []
+
+    def start(*, purge: bool = True) -> services.Process:
+        env = worker_env(redis_url=redis_server.url, registry_url=registry.url, data_dir=test_settings)
+        worker = services.celery_worker(env=env, log_dir=service_dir, name=f"worker-{len(started)}", purge=purge)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def celery_worker(start_worker):
+    return start_worker()
 
 
 @pytest.fixture

@@ -144,6 +144,11 @@ class Redis:
         if self.process:
             self.process.stop()
 
+    def restart(self) -> Redis:
+        """Start again on the same port (after stop())."""
+        self.process = None
+        return self.start()
+
 
 class Registry:
     """docker-registry with the config the portal generates (render_config)."""
@@ -163,7 +168,7 @@ class Registry:
     def pending_notifications(self) -> int:
         """Events the registry has queued but not yet delivered, over all endpoints."""
         data = requests.get(f"http://127.0.0.1:{self.debug_port}/debug/vars", timeout=2).json()
-        endpoints = data["registry"]["notifications"]["endpoints"]
+        endpoints = data["registry"].get("notifications", {}).get("endpoints") or []
         return sum(endpoint["Metrics"]["Pending"] for endpoint in endpoints)
 
     def drain_notifications(self, timeout: float = 30.0) -> None:
@@ -196,11 +201,12 @@ class Registry:
             self.process.stop()
 
 
-def celery_worker(*, env: dict[str, str], log_dir: Path, name: str = "worker") -> Process:
-    # Tasks queued by earlier tests name rows that are gone; start from an empty queue.
-    import redis
+def celery_worker(*, env: dict[str, str], log_dir: Path, name: str = "worker", purge: bool = True) -> Process:
+    if purge:
+        # Tasks queued by earlier tests name rows that are gone; start from an empty queue.
+        import redis
 
-    redis.Redis.from_url(env["REDIS_URL"]).delete("celery")
+        redis.Redis.from_url(env["REDIS_URL"]).delete("celery")
     return Process(
         name,
         [

@@ -84,11 +84,19 @@ def test_event_without_id_or_with_unknown_action_is_quarantined(client):
     assert {r.status for r in rows} == {RegistryEvent.Status.QUARANTINED}
 
 
-def test_pull_and_blob_events_are_kept_but_not_queued(client):
+def test_pulls_are_queued_but_blobs_and_the_portals_own_reads_are_not(client, settings):
     pull = push_event()
     pull["action"] = "pull"
+    own_read = push_event()
+    own_read["action"] = "pull"
+    own_read["actor"] = {"name": settings.SYSTEM_IDENTITY}
     blob = push_event()
     blob["target"]["mediaType"] = "application/octet-stream"
-    response = post(client, envelope(pull, blob))
-    assert response.json() == {"stored": 0}
-    assert set(RegistryEvent.objects.values_list("status", flat=True)) == {RegistryEvent.Status.IGNORED}
+    response = post(client, envelope(pull, own_read, blob))
+    assert response.json() == {"stored": 1}
+    statuses = dict(RegistryEvent.objects.values_list("event_id", "status"))
+    assert statuses == {
+        pull["id"]: RegistryEvent.Status.PENDING,
+        own_read["id"]: RegistryEvent.Status.IGNORED,
+        blob["id"]: RegistryEvent.Status.IGNORED,
+    }
