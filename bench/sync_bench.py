@@ -1,0 +1,329 @@
+"""Sync cost and latency against a real registry filled with generated content.
+
+1. Fill a registry that sends no notifications: R repositories x 20 tags each (15 single-platform
+   images, 3 tags that share an image's digest, 2 two-platform indexes), pushed through the
+   registry's HTTP API from Python.
+2. Full crawl into an empty portal: wall time, and registry requests divided by the minimum
+   (catalog pages + tag-list pages + one HEAD per tag + one manifest GET per new digest, index
+   platforms included + one config GET per new image manifest).
+3. A second crawl with nothing changed: manifest GETs and database writes (content tables; the
+   SyncRun row itself is bookkeeping and reported apart).
+4. Push-to-visible latency through the event path: a registry on the same storage notifying
+   gunicorn, a Celery worker (2 processes); N pushes, each timed from the manifest PUT's answer
+   until its tag is in the database.
+
+Run from the repository root: .venv/bin/python bench/sync_bench.py [--repos 100] [--pushes 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import io
+import json
+import math
+import os
+import shutil
+import statistics
+import sys
+import tarfile
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.services import Postgres, Process, Redis, Registry, free_port, wait_until  # noqa: E402
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+SINGLE, ALIASES, INDEXES = 15, 3, 2  # 20 tags per repository
+
+
+def layer_blob(seed: str) -> tuple[bytes, str]:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        data = f"{seed}\n".encode()
+        info = tarfile.TarInfo("seed.txt")
+        info.size, info.mtime = len(data), 0
+        tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue(), mtime=0), "sha256:" + hashlib.sha256(raw.getvalue()).hexdigest()
+
+
+def digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class Pusher:
+    """Minimal registry client for filling: monolithic blob uploads and manifest PUTs."""
+
+    def __init__(self, base: str, token_for) -> None:
+        self.base, self.token_for, self.session = base, token_for, requests.Session()
+
+    def _auth(self, name: str) -> dict:
+        return {"Authorization": f"Bearer {self.token_for(name)}"}
+
+    def blob(self, name: str, data: bytes) -> dict:
+        d = digest(data)
+        started = self.session.post(f"{self.base}/v2/{name}/blobs/uploads/", headers=self._auth(name))
+        assert started.status_code == 202, started.text
+        location = started.headers["Location"]
+        location = location if location.startswith("http") else self.base + location
+        sep = "&" if "?" in location else "?"
+        done = self.session.put(
+            f"{location}{sep}digest={d}",
+            data=data,
+            headers={**self._auth(name), "Content-Type": "application/octet-stream"},
+        )
+        assert done.status_code == 201, done.text
+        return {"digest": d, "size": len(data)}
+
+    def manifest(self, name: str, ref: str, body: dict) -> dict:
+        data = json.dumps(body).encode()
+        response = self.session.put(
+            f"{self.base}/v2/{name}/manifests/{ref}",
+            data=data,
+            headers={**self._auth(name), "Content-Type": body["mediaType"]},
+        )
+        assert response.status_code == 201, response.text
+        return {"mediaType": body["mediaType"], "digest": digest(data), "size": len(data)}
+
+    def image(self, name: str, layer: dict, diff_id: str, seed: str, arch: str = "amd64") -> dict:
+        config = json.dumps(
+            {
+                "architecture": arch,
+                "os": "linux",
+                "created": "2026-01-01T00:00:00Z",
+                "config": {"Labels": {"seed": seed}},
+                "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+            }
+        ).encode()
+        cfg = self.blob(name, config)
+        return {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **cfg},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **layer}],
+        }
+
+
+def fill_repository(pusher: Pusher, name: str) -> dict[str, int]:
+    """Push one repository's 20 tags; returns what a minimal crawl must fetch."""
+    layer_data, diff_id = layer_blob(name)
+    layer = pusher.blob(name, layer_data)
+    bodies = []
+    for i in range(SINGLE):
+        body = pusher.image(name, layer, diff_id, f"{name}-{i}")
+        pusher.manifest(name, f"1.{i}", body)
+        bodies.append(body)
+    for alias, body in zip(("latest", "stable", "lts"), bodies[-ALIASES:], strict=True):
+        pusher.manifest(name, alias, body)  # the same manifest again: a shared digest
+    for j in range(INDEXES):
+        children = []
+        for arch in ("amd64", "arm64"):
+            body = pusher.image(name, layer, diff_id, f"{name}-multi{j}-{arch}", arch)
+            desc = pusher.manifest(name, digest(json.dumps(body).encode()), body)
+            children.append({**desc, "platform": {"os": "linux", "architecture": arch}})
+        pusher.manifest(name, f"multi-{j}", {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children})
+    return {
+        "tags": SINGLE + ALIASES + INDEXES,
+        # New digests the crawl must GET: the single images (aliases share theirs), each index
+        # and its two platform manifests; and one config per image manifest.
+        "manifest_gets": SINGLE + INDEXES * 3,
+        "config_gets": SINGLE + INDEXES * 2,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repos", type=int, default=100)
+    parser.add_argument("--pushes", type=int, default=50)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="dockyard-sync-bench-"))
+    postgres = Postgres().start()
+    redis = Redis(work).start()
+    env = {
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "DJANGO_DEBUG": "false",
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:{postgres.port}/postgres",
+        "REDIS_URL": redis.url,
+        "DOCKYARD_DATA_DIR": str(work / "data"),
+        "LOG_LEVEL": "WARNING",
+        "SYNC_INTERVAL_SECONDS": "0",
+    }
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connection
+
+    from accounts.services import user_create
+    from repositories.models import Tag
+    from repositories.reconcile import reconcile
+    from repositories.registry import get_issuer, system_token
+    from repositories.registry.client import RegistryClient
+    from repositories.registry.config import render_config
+    from repositories.registry.token import BUNDLE_FILE
+
+    call_command("migrate", verbosity=0)
+    user_create(username="bench", password="bench-password-123")
+    get_issuer()  # creates the signing key the registries trust
+    bundle = Path(settings.TOKEN_KEY_DIR) / BUNDLE_FILE
+    storage = work / "storage"
+    processes: list = []
+    try:
+        web_port = free_port()
+
+        def config(notify: bool):
+            def render(listen: str, _storage: Path, debug_addr: str) -> str:
+                return render_config(
+                    listen=listen,
+                    storage_dir=storage,
+                    realm=f"http://127.0.0.1:{web_port}/auth/token",
+                    service=settings.REGISTRY_SERVICE,
+                    issuer=settings.TOKEN_ISSUER,
+                    rootcertbundle=bundle,
+                    notifications_url=f"http://127.0.0.1:{web_port}/api/v1/registry/events" if notify else None,
+                    notifications_secret=settings.REGISTRY_EVENTS_SECRET,
+                    http_secret="bench",
+                    debug_addr=debug_addr,
+                )
+
+            return render
+
+        quiet = Registry(workdir=work / "quiet", config_text=config(False)).start()
+        processes.append(quiet)
+        tokens: dict[str, str] = {}
+
+        def token_for(name: str) -> str:
+            if name not in tokens:
+                tokens[name] = system_token((f"repository:{name}:pull,push",))[0]
+            return tokens[name]
+
+        names = [f"bench/app-{i:03d}" for i in range(args.repos)]
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            expected = list(pool.map(lambda n: fill_repository(Pusher(quiet.url, token_for), n), names))
+        fill_s = time.perf_counter() - started
+        total_tags = sum(e["tags"] for e in expected)
+        print(f"filled {args.repos} repositories, {total_tags} tags in {fill_s:.1f} s")
+
+        # 2. full crawl into an empty portal
+        client = RegistryClient(quiet.url, system_token, timeout=10)
+        started = time.perf_counter()
+        run = reconcile(client=client)
+        crawl_s = time.perf_counter() - started
+        assert run.status == "ok", run.error
+        assert Tag.objects.count() == total_tags, (Tag.objects.count(), total_tags)
+        minimum = (
+            math.ceil(args.repos / settings.SYNC_PAGE_SIZE)  # catalog pages
+            + args.repos  # tag-list pages (2.8 answers every tag in one page)
+            + total_tags  # one HEAD per tag
+            + sum(e["manifest_gets"] + e["config_gets"] for e in expected)
+        )
+        print(f"crawl: {crawl_s:.2f} s, {run.requests} requests (minimum {minimum}): {dict(client.counts)}")
+
+        # 3. the same crawl again, nothing changed
+        client.counts.clear()
+        writes: list[str] = []
+
+        def count_writes(execute, sql, params, many, context):
+            if sql.split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE") and "repositories_syncrun" not in sql:
+                writes.append(sql)
+            return execute(sql, params, many, context)
+
+        started = time.perf_counter()
+        with connection.execute_wrapper(count_writes):
+            noop = reconcile(client=client)
+        noop_s = time.perf_counter() - started
+        print(f"no-op crawl: {noop_s:.2f} s, {dict(client.counts)}, {len(writes)} content writes")
+
+        # 4. push-to-visible latency through the event path
+        python = sys.executable
+        child_env = {**os.environ, **env, "REGISTRY_URL": "", "PYTHONUNBUFFERED": "1"}
+        events_registry = Registry(workdir=work / "events", config_text=config(True)).start()
+        processes.append(events_registry)
+        child_env["REGISTRY_URL"] = events_registry.url
+        web = Process(
+            "gunicorn",
+            [
+                python,
+                "-m",
+                "gunicorn",
+                "portal.wsgi",
+                "-b",
+                f"127.0.0.1:{web_port}",
+                "-w",
+                "2",
+                "--log-level",
+                "warning",
+            ],
+            env=child_env,
+            cwd=ROOT,
+            log_dir=work,
+        )
+        worker = Process(
+            "worker",
+            [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "portal",
+                "worker",
+                "--concurrency=2",
+                "--loglevel=WARNING",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            env=child_env,
+            cwd=ROOT,
+            log_dir=work,
+        )
+        processes += [web, worker]
+        wait_until(lambda: requests.get(f"http://127.0.0.1:{web_port}/healthz", timeout=1).ok, timeout=30, what="web")
+        pusher = Pusher(events_registry.url, token_for)
+        # Warm up: the first event makes the worker connect to everything.
+        warm_name = names[0]
+        layer_data, diff_id = layer_blob("warm")
+        layer = pusher.blob(warm_name, layer_data)
+        pusher.manifest(warm_name, "warm", pusher.image(warm_name, layer, diff_id, "warm"))
+        wait_until(lambda: Tag.objects.filter(name="warm").exists(), timeout=60, what="warm-up push")
+
+        latencies = []
+        for i in range(args.pushes):
+            name = names[i % len(names)]
+            body = pusher.image(
+                name, layer if name == warm_name else pusher.blob(name, layer_data), diff_id, f"lat-{i}"
+            )
+            tag = f"lat-{i}"
+            pusher.manifest(name, tag, body)
+            t0 = time.perf_counter()
+            wait_until(lambda tag=tag: Tag.objects.filter(name=tag).exists(), timeout=60, interval=0.005, what=tag)
+            latencies.append(time.perf_counter() - t0)
+        p50 = statistics.median(latencies)
+        p95 = statistics.quantiles(latencies, n=20)[18]
+    finally:
+        for process in reversed(processes):
+            process.stop()
+        redis.stop()
+        postgres.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(
+        f"RESULT repos={args.repos} tags={total_tags} crawl_s={crawl_s:.2f} request_ratio={run.requests / minimum:.2f} "
+        f"noop_manifest_gets={noop.manifests_fetched} noop_db_writes={len(writes)} "
+        f"visible_p50_s={p50:.3f} visible_p95_s={p95:.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
