@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 from django.db import transaction
 
-from repositories import sync
+from repositories import selectors, sync
 from repositories.models import (
     AccessRule,
     DailyPulls,
@@ -31,9 +31,29 @@ class GrantInline(admin.TabularInline):
 
 @admin.register(Repository)
 class RepositoryAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "visibility", "last_pushed_at", "pull_count", "sync_error")
+    list_display = ("__str__", "visibility", "last_pushed_at", "pull_count", "last_synced", "sync_error")
     list_filter = ("visibility",)
     actions = ["sync_now"]
+
+    def changelist_view(self, request, extra_context=None):
+        # One query for the newest full crawl, shared by every row of the page.
+        request._latest_full_run = SyncRun.objects.filter(
+            repository="", status__in=[SyncRun.Status.OK, SyncRun.Status.PARTIAL], dry_run=False
+        ).first()
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="last synced")
+    def last_synced(self, obj: Repository):
+        request = getattr(self, "_request", None)
+        latest = getattr(request, "_latest_full_run", None)
+        if latest is not None and obj.full_name not in latest.report.get("errors", {}):
+            return latest.finished_at
+        return selectors.last_sync_of(obj)[0]
+
+    def get_queryset(self, request):
+        self._request = request
+        return super().get_queryset(request)
+
     list_select_related = ("namespace",)
     search_fields = ("name", "namespace__name")
     raw_id_fields = ("namespace",)

@@ -55,3 +55,21 @@ def test_retry_puts_failed_events_back(client, staff):
     done.refresh_from_db()
     assert failed.status == RegistryEvent.Status.PENDING
     assert done.status == RegistryEvent.Status.PROCESSED
+
+
+def test_last_sync_time_comes_from_the_runs(alice):
+    from django.utils import timezone
+
+    from accounts.models import Namespace
+    from repositories.models import Repository
+    from repositories.selectors import last_sync_of
+
+    repository = Repository.objects.create(namespace=Namespace.objects.get(name="alice"), name="app")
+    assert last_sync_of(repository) == (None, "")
+    finished = timezone.now()
+    SyncRun.objects.create(status=SyncRun.Status.OK, finished_at=finished)
+    assert last_sync_of(repository)[0] == finished
+    SyncRun.objects.create(
+        status=SyncRun.Status.PARTIAL, finished_at=timezone.now(), report={"errors": {"alice/app": "down"}}
+    )
+    assert last_sync_of(repository)[0] == finished  # the newer run could not read it
