@@ -4,6 +4,7 @@ manifests, tags, grants, access rules, stars, and the registry's events as they 
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -22,7 +23,20 @@ LEVEL_CHECK = Q(level__in=[Level.READ, Level.WRITE, Level.ADMIN])
 
 class Repository(models.Model):
     namespace = models.ForeignKey(Namespace, on_delete=models.PROTECT, related_name="repositories")
-    name = models.CharField(max_length=200, help_text="The path after the namespace; may contain /.")
+    name = models.CharField(
+        max_length=200,
+        help_text="The path after the namespace; may contain /.",
+        validators=[
+            RegexValidator(
+                REPOSITORY_NAME_RE,
+                "Use lowercase letters and digits, separated by single '.', '_', '__' or '-', with '/' "
+                "between path components (e.g. team/app-1).",
+            )
+        ],
+    )
+    # "namespace/name", kept beside the two (namespaces are never renamed) so that search and
+    # exact lookups need no join. Set by save().
+    full_name = models.CharField(max_length=255, unique=True, editable=False)
     visibility = models.CharField(max_length=8, choices=Visibility.choices, default=Visibility.PRIVATE)
     short_description = models.CharField(max_length=100, blank=True)
     full_description = models.TextField(max_length=25000, blank=True)
@@ -30,6 +44,7 @@ class Repository(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     last_pushed_at = models.DateTimeField(null=True, blank=True)
     pull_count = models.BigIntegerField(default=0)
+    star_count = models.PositiveIntegerField(default=0)  # kept by the star services
     # Descriptions filled from the image's OCI annotations or labels, until a person edits them.
     description_from_image = models.BooleanField(default=False)
     # The last reconcile's problem with this repository ('' when it synced cleanly). Written
@@ -50,9 +65,9 @@ class Repository(models.Model):
         ]
         indexes = [models.Index(fields=["-last_pushed_at"], name="repository_last_pushed")]
 
-    @property
-    def full_name(self) -> str:
-        return f"{self.namespace.name}/{self.name}"
+    def save(self, *args, **kwargs) -> None:
+        self.full_name = f"{self.namespace.name}/{self.name}"
+        super().save(*args, **kwargs)
 
     @property
     def is_public(self) -> bool:

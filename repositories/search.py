@@ -1,0 +1,50 @@
+"""Repository search. On PostgreSQL: full text, weighted name > short description > full
+description, OR-ed with a trigram-indexed substring match on the full name for partial names,
+ranked. On SQLite: a plain substring match, names first."""
+
+from __future__ import annotations
+
+from django.db import connection
+from django.db.models import BooleanField, Case, FloatField, Q, QuerySet, Value, When
+from django.db.models.expressions import RawSQL
+
+# Must stay identical to the index in migrations/0004_search_indexes.py.
+SEARCH_VECTOR = (
+    "setweight(to_tsvector('simple'::regconfig, translate({t}.full_name, '/-_.', '    ')), 'A') || "
+    "setweight(to_tsvector('simple'::regconfig, {t}.short_description), 'B') || "
+    "setweight(to_tsvector('simple'::regconfig, {t}.full_description), 'C')"
+).format(t='"repositories_repository"')
+MAX_QUERY_LENGTH = 100
+
+
+def search_repositories(qs: QuerySet, query: str) -> QuerySet:
+    """Filter `qs` to matches of `query` and annotate `rank` (higher is better)."""
+    query = " ".join(query.split())[:MAX_QUERY_LENGTH]
+    if not query:
+        return qs.annotate(rank=Value(0.0, output_field=FloatField()))
+    if connection.vendor == "postgresql":
+        tsquery = "plainto_tsquery('simple'::regconfig, %s)"
+        like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        matches = RawSQL(  # noqa: S611 - constant SQL; the user's query goes in as parameters
+            f'(({SEARCH_VECTOR}) @@ {tsquery} OR "repositories_repository".full_name ILIKE %s)',
+            (query, like),
+            output_field=BooleanField(),
+        )
+        rank = RawSQL(  # noqa: S611 - as above
+            f'ts_rank(({SEARCH_VECTOR}), {tsquery}) + similarity("repositories_repository".full_name, %s)',
+            (query, query),
+            output_field=FloatField(),
+        )
+        return qs.filter(matches).annotate(rank=rank)
+    terms = query.split()
+    condition = Q()
+    for term in terms:
+        condition &= (
+            Q(full_name__icontains=term) | Q(short_description__icontains=term) | Q(full_description__icontains=term)
+        )
+    name_hit = Q()
+    for term in terms:
+        name_hit &= Q(full_name__icontains=term)
+    return qs.filter(condition).annotate(
+        rank=Case(When(name_hit, then=Value(2.0)), default=Value(1.0), output_field=FloatField())
+    )
