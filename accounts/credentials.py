@@ -181,3 +181,14 @@ def authenticate_refresh_token(secret: str) -> Actor | None:
         actor = Actor(kind="user", user=refresh.user, token=pat)
     _touch(refresh)
     return actor
+
+
+def authenticate_access_token(secret: str) -> Actor | None:
+    """A personal access token presented alone (`Authorization: Bearer dy_pat_…`)."""
+    if not secret.startswith(PAT_MARK) or len(secret) > MAX_CREDENTIAL_LENGTH:
+        return None
+    token = _lookup(PersonalAccessToken, secret, PAT_MARK, "prefix", "token_hash", ("user",))
+    if token is None or not token.user.is_active or not token.is_usable():
+        return None
+    _touch(token)
+    return Actor(kind="user", user=token.user, token=token)

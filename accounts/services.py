@@ -186,3 +186,101 @@ def access_token_revoke(*, token: PersonalAccessToken, actor: User | None) -> No
 
 def refresh_token_by_secret(secret: str) -> RefreshToken | None:
     return RefreshToken.objects.filter(token_hash=hash_secret(secret)).first()
+
+
+@transaction.atomic
+def organization_update(*, organization: Organization, actor: User, **changes) -> Organization:
+    before = {key: getattr(organization, key) for key in changes}
+    for key, value in changes.items():
+        setattr(organization, key, value)
+    organization.full_clean()
+    organization.save()
+    audit_record(
+        action="organization.update",
+        actor=actor,
+        target=organization,
+        namespace=organization.name,
+        data={key: {"before": before[key], "after": value} for key, value in changes.items() if before[key] != value},
+    )
+    return organization
+
+
+@transaction.atomic
+def organization_delete(*, organization: Organization, actor: User) -> None:
+    if organization.namespace.repositories.exists():
+        raise ValidationError({"organization": "Delete its repositories first."})
+    audit_record(action="organization.delete", actor=actor, target=organization, namespace=organization.name)
+    organization.namespace.delete()
+    organization.delete()
+
+
+@transaction.atomic
+def membership_remove(*, organization: Organization, user: User, actor: User) -> None:
+    membership = Membership.objects.select_for_update().filter(organization=organization, user=user).first()
+    if membership is None:
+        return
+    owners = Membership.objects.filter(organization=organization, role=Membership.Role.OWNER)
+    if membership.role == Membership.Role.OWNER and owners.count() == 1:
+        raise ValidationError({"user": "An organization needs at least one owner."})
+    TeamMembership.objects.filter(team__organization=organization, user=user).delete()
+    membership.delete()
+    audit_record(
+        action="membership.remove",
+        actor=actor,
+        target=organization,
+        namespace=organization.name,
+        data={"user": user.username},
+    )
+
+
+def membership_change_role(*, organization: Organization, user: User, role: str, actor: User) -> Membership:
+    with transaction.atomic():
+        owners = Membership.objects.select_for_update().filter(organization=organization, role=Membership.Role.OWNER)
+        if role != Membership.Role.OWNER and list(owners.values_list("user_id", flat=True)) == [user.pk]:
+            raise ValidationError({"role": "An organization needs at least one owner."})
+        return membership_set(organization=organization, user=user, role=role, actor=actor)
+
+
+@transaction.atomic
+def team_update(*, team: Team, actor: User, **changes) -> Team:
+    for key, value in changes.items():
+        setattr(team, key, value)
+    team.full_clean()
+    team.save()
+    audit_record(action="team.update", actor=actor, target=team, namespace=team.organization.name, data=changes)
+    return team
+
+
+@transaction.atomic
+def team_delete(*, team: Team, actor: User) -> None:
+    audit_record(action="team.delete", actor=actor, target=team, namespace=team.organization.name)
+    team.delete()
+
+
+@transaction.atomic
+def team_member_remove(*, team: Team, user: User, actor: User) -> None:
+    TeamMembership.objects.filter(team=team, user=user).delete()
+    audit_record(
+        action="team.member_remove",
+        actor=actor,
+        target=team,
+        namespace=team.organization.name,
+        data={"user": user.username},
+    )
+
+
+@transaction.atomic
+def robot_delete(*, robot: Robot, actor: User) -> None:
+    audit_record(action="robot.delete", actor=actor, target=robot, namespace=robot.organization.name)
+    robot.delete()
+
+
+@transaction.atomic
+def robot_rotate(*, robot: Robot, actor: User) -> str:
+    """A new secret; the old one stops working at once. Returns the secret (shown once)."""
+    secret, prefix, digest = new_secret(ROBOT_MARK)
+    robot.secret_prefix, robot.secret_hash = prefix, digest
+    robot.save(update_fields=["secret_prefix", "secret_hash"])
+    RefreshToken.objects.filter(robot=robot, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    audit_record(action="robot.rotate", actor=actor, target=robot, namespace=robot.organization.name)
+    return secret

@@ -84,6 +84,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "allauth",
     "allauth.account",
     "accounts",
@@ -194,8 +196,33 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.api.authentication.BearerTokenAuthentication",
+        "accounts.api.authentication.BasicCredentialsAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    # Every view asks repositories.access itself; this one only confines passwords.
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.api.authentication.PasswordOnlyCreatesTokens"],
+    "DEFAULT_THROTTLE_CLASSES": ["portal.throttling.AnonThrottle", "portal.throttling.UserThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": os.getenv("API_THROTTLE_ANON", "300/min"),
+        "user": os.getenv("API_THROTTLE_USER", "1200/min"),
+    },
+    "DEFAULT_PAGINATION_CLASS": "portal.pagination.Pagination",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "portal.pagination.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Dockyard API",
+    "DESCRIPTION": "Repositories, tags, organizations, teams, access and tokens of a Dockyard portal. "
+    "Authenticate with `Authorization: Bearer <personal access token>`, Basic `user:token`, or a session.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",  # served from this host: portals run on private networks
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # The portal as users and the registry reach it, and the registry as the portal reaches it.

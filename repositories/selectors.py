@@ -3,10 +3,13 @@ queries whatever the data size."""
 
 from __future__ import annotations
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+import datetime as dt
+import re
+
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet
 
 from repositories.access import Actor, visible_repositories
-from repositories.models import IndexEntry, Repository, Tag
+from repositories.models import DailyPulls, IndexEntry, Manifest, Repository, RepositoryGrant, Star, Tag
 
 
 def repository_list(*, actor: Actor, limit: int = 25) -> QuerySet[Repository]:
@@ -44,3 +47,95 @@ def last_sync_of(repository: Repository) -> tuple[object, str]:
         .first()
     )
     return (run.finished_at if run else None), repository.sync_error
+
+
+REPOSITORY_ORDERINGS = {
+    "relevance": ["-rank", "-pull_count", "full_name"],
+    "pulls": ["-pull_count", "full_name"],
+    "stars": ["-star_count", "full_name"],
+    "updated": [F("last_pushed_at").desc(nulls_last=True), "full_name"],
+    "name": ["full_name"],
+}
+
+
+def repository_search(
+    *,
+    actor: Actor,
+    q: str = "",
+    namespace: str = "",
+    visibility: str = "",
+    starred_by=None,
+    architecture: str = "",
+    ordering: str = "",
+) -> QuerySet[Repository]:
+    """Visible repositories matching the filters, ranked or ordered. One query for the page
+    (plus one for the count), whatever the page size."""
+    from repositories.search import search_repositories
+
+    qs = visible_repositories(actor).select_related("namespace")
+    if namespace:
+        qs = qs.filter(namespace__name=namespace)
+    if visibility in ("public", "private"):
+        qs = qs.filter(visibility=visibility)
+    if starred_by is not None:
+        qs = qs.filter(pk__in=Star.objects.filter(user=starred_by).values("repository_id"))
+    if architecture:
+        with_arch = Manifest.objects.filter(
+            Q(architecture=architecture) | Q(entries__architecture=architecture), tags__isnull=False
+        ).values("repository_id")
+        qs = qs.filter(pk__in=with_arch)
+    qs = search_repositories(qs, q)
+    if actor.user is not None:
+        qs = qs.annotate(is_starred=Exists(Star.objects.filter(user=actor.user, repository=OuterRef("pk"))))
+    order = ordering or ("relevance" if q.strip() else "updated")
+    return qs.order_by(*REPOSITORY_ORDERINGS.get(order, REPOSITORY_ORDERINGS["updated"]))
+
+
+def version_key(name: str) -> tuple:
+    """Natural order: 1.9 < 1.10 < 1.10.1; numbers before words within a position."""
+    parts = re.split(r"(\d+)", name)
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p)
+
+
+TAG_ORDERINGS = {"newest": ["-pushed_at", "name"], "oldest": ["pushed_at", "name"], "name": ["name"]}
+
+
+def tag_page_names(
+    *, repository: Repository, ordering: str, name_filter: str = "", artifacts: bool = False
+) -> list[str]:
+    """Tag names in list order. Version order is computed here (databases cannot sort 1.10
+    after 1.9); it reads only names, so a page still costs a fixed number of queries."""
+    qs = Tag.objects.filter(repository=repository)
+    if not artifacts:
+        qs = qs.filter(artifact="")
+    if name_filter:
+        qs = qs.filter(name__icontains=name_filter)
+    if ordering == "version":
+        return sorted(qs.values_list("name", flat=True), key=version_key, reverse=True)
+    return list(qs.order_by(*TAG_ORDERINGS.get(ordering, TAG_ORDERINGS["newest"])).values_list("name", flat=True))
+
+
+def tags_by_name(*, repository: Repository, names: list[str]) -> list[Tag]:
+    """The tags named, in the order given, with manifests and platforms: three queries."""
+    rows = {
+        tag.name: tag
+        for tag in Tag.objects.filter(repository=repository, name__in=names)
+        .select_related("manifest")
+        .prefetch_related(
+            Prefetch(
+                "manifest__entries", queryset=IndexEntry.objects.select_related("child").order_by("os", "architecture")
+            )
+        )
+    }
+    return [rows[name] for name in names if name in rows]
+
+
+def repository_grants(*, repository: Repository) -> QuerySet[RepositoryGrant]:
+    return RepositoryGrant.objects.filter(repository=repository).select_related("team", "user", "robot__organization")
+
+
+def daily_pulls(*, repository: Repository, days: int = 30):
+    from django.utils import timezone
+
+    since = timezone.now().date() - dt.timedelta(days=days - 1)
+    return DailyPulls.objects.filter(repository=repository, day__gte=since).order_by("day")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from django.core.exceptions import ValidationError
@@ -175,3 +176,152 @@ def repository_update(
             data=changed,
         )
     return repository
+
+
+class ConfirmationRequired(Exception):
+    """Deleting this tag deletes its digest, and with it these other tags (distribution 2.8
+    deletes by digest only). The caller must confirm."""
+
+    def __init__(self, digest: str, tags: list[str]) -> None:
+        super().__init__(f"deleting {digest} also deletes {', '.join(tags)}")
+        self.digest, self.tags = digest, tags
+
+
+def tag_delete(*, repository: Repository, tag_name: str, actor, confirm: bool = False) -> tuple[str, list[str]]:
+    """Delete a tag the only way the registry can: by its manifest's digest, which removes
+    every tag pointing at it. Returns (digest, every tag removed). Raises ConfirmationRequired
+    when other tags would go too and `confirm` is false; RegistryError when the registry cannot
+    be reached (then nothing changed)."""
+    from repositories.models import Tag
+    from repositories.registry import get_client
+    from repositories.registry.client import RegistryNotFound
+    from repositories.sync import refresh_artifact_flags, remove_unreferenced_manifests
+
+    tag = Tag.objects.select_related("manifest").get(repository=repository, name=tag_name)
+    digest = tag.manifest.digest
+    siblings = sorted(Tag.objects.filter(repository=repository, manifest=tag.manifest).values_list("name", flat=True))
+    others = [name for name in siblings if name != tag_name]
+    if others and not confirm:
+        raise ConfirmationRequired(digest, siblings)
+    with contextlib.suppress(RegistryNotFound):  # already gone from the registry: make the portal agree
+        get_client().delete_manifest(repository.full_name, digest)
+    with transaction.atomic():
+        Tag.objects.filter(repository=repository, manifest__digest=digest).delete()
+        remove_unreferenced_manifests(repository)
+        refresh_artifact_flags(repository)
+        audit_record(
+            action="tag.delete",
+            actor=actor,
+            target=repository,
+            target_name=f"{repository.full_name}@{digest}",
+            namespace=repository.namespace.name,
+            data={"tags": siblings},
+        )
+    return digest, siblings
+
+
+def repository_delete(*, repository: Repository, actor) -> list[str]:
+    """Delete every manifest a tag points at in the registry, then the repository and all it
+    holds in the portal. Returns the tags removed. Distribution has no API to drop the name
+    itself: it stays in the catalog, empty, until garbage collection."""
+    from repositories.models import Tag
+    from repositories.registry import get_client
+    from repositories.registry.client import RegistryNotFound
+
+    client = get_client()
+    digests = sorted(set(Tag.objects.filter(repository=repository).values_list("manifest__digest", flat=True)))
+    for digest in digests:
+        with contextlib.suppress(RegistryNotFound):
+            client.delete_manifest(repository.full_name, digest)
+    tags = sorted(Tag.objects.filter(repository=repository).values_list("name", flat=True))
+    with transaction.atomic():
+        audit_record(
+            action="repository.delete",
+            actor=actor,
+            target=repository,
+            target_name=repository.full_name,
+            namespace=repository.namespace.name,
+            data={"tags": tags},
+        )
+        Tag.objects.filter(repository=repository).delete()  # tags protect their manifests
+        repository.delete()
+    return tags
+
+
+@transaction.atomic
+def grant_set(*, repository: Repository, level: int, actor, team=None, user=None, robot=None):
+    from repositories.models import RepositoryGrant
+
+    holder = {"team": team} if team else {"user": user} if user else {"robot": robot}
+    grant, created = RepositoryGrant.objects.update_or_create(
+        repository=repository, **holder, defaults={"level": level}
+    )
+    audit_record(
+        action="grant.set",
+        actor=actor,
+        target=repository,
+        target_name=repository.full_name,
+        namespace=repository.namespace.name,
+        data={"holder": str(team or user or robot), "level": grant.get_level_display(), "created": created},
+    )
+    return grant
+
+
+@transaction.atomic
+def grant_delete(*, grant, actor) -> None:
+    repository = grant.repository
+    audit_record(
+        action="grant.delete",
+        actor=actor,
+        target=repository,
+        target_name=repository.full_name,
+        namespace=repository.namespace.name,
+        data={"holder": str(grant.holder), "level": grant.get_level_display()},
+    )
+    grant.delete()
+
+
+@transaction.atomic
+def star_set(*, repository: Repository, user, starred: bool) -> bool:
+    from django.db.models import F
+
+    from repositories.models import Star
+
+    if starred:
+        _, created = Star.objects.get_or_create(user=user, repository=repository)
+        if created:
+            Repository.objects.filter(pk=repository.pk).update(star_count=F("star_count") + 1)
+        return created
+    deleted, _ = Star.objects.filter(user=user, repository=repository).delete()
+    if deleted:
+        Repository.objects.filter(pk=repository.pk).update(star_count=F("star_count") - 1)
+    return bool(deleted)
+
+
+@transaction.atomic
+def access_rule_create(*, organization, pattern: str, level: int, actor, team=None, robot=None):
+    from repositories.models import AccessRule
+
+    rule = AccessRule(organization=organization, team=team, robot=robot, pattern=pattern, level=level)
+    rule.full_clean()
+    rule.save()
+    audit_record(
+        action="access_rule.create",
+        actor=actor,
+        target=rule,
+        namespace=organization.name,
+        data={"pattern": pattern, "level": rule.get_level_display(), "holder": str(team or robot)},
+    )
+    return rule
+
+
+@transaction.atomic
+def access_rule_delete(*, rule, actor) -> None:
+    audit_record(
+        action="access_rule.delete",
+        actor=actor,
+        target=rule,
+        namespace=rule.organization.name,
+        data={"pattern": rule.pattern, "level": rule.get_level_display(), "holder": str(rule.team or rule.robot)},
+    )
+    rule.delete()

@@ -1,0 +1,23 @@
+"""Repository names may contain slashes (acme/team/app), so these routes are regular
+expressions: the sub-resource suffixes (tags, permissions, star, pulls) are matched first and
+everything between the namespace and them is the name."""
+
+from django.urls import path, re_path
+
+from repositories.api import views
+
+NS = r"(?P<namespace>[a-z0-9]+(?:[._-][a-z0-9]+)*)"
+NAME = r"(?P<name>[a-z0-9][a-z0-9._/-]*?)"
+R = rf"^repositories/{NS}/{NAME}"
+
+urlpatterns = [
+    path("repositories/", views.RepositoryListView.as_view(), name="api-repositories"),
+    re_path(rf"{R}/tags/(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})/$", views.TagDetailView.as_view(), name="api-tag"),
+    re_path(rf"{R}/tags/$", views.TagListView.as_view(), name="api-tags"),
+    re_path(rf"{R}/permissions/(?P<grant_id>[0-9]+)/$", views.PermissionDetailView.as_view(), name="api-permission"),
+    re_path(rf"{R}/permissions/$", views.PermissionListView.as_view(), name="api-permissions"),
+    re_path(rf"{R}/star/$", views.StarView.as_view(), name="api-star"),
+    re_path(rf"{R}/pulls/$", views.PullsView.as_view(), name="api-pulls"),
+    re_path(rf"{R}/$", views.RepositoryDetailView.as_view(), name="api-repository"),
+    re_path(rf"^repositories/{NS}/$", views.NamespaceRepositoryListView.as_view(), name="api-namespace-repositories"),
+]

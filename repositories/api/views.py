@@ -1,0 +1,326 @@
+"""Repository endpoints under /api/v1/repositories/ and the Docker CLI's /v1/search.
+
+Thin: the policy module decides (through `_repository`), selectors read, services write.
+Private repositories the caller cannot read answer 404, exactly like missing ones."""
+
+from __future__ import annotations
+
+import math
+
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import exceptions, generics, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.api.authentication import api_actor
+from accounts.models import Level, Namespace, Robot, Team, User, Visibility
+from repositories import access, selectors, services
+from repositories.api.serializers import (
+    LEVEL_NAMES,
+    DailyPullsSerializer,
+    DockerSearchSerializer,
+    GrantSerializer,
+    GrantWriteSerializer,
+    RepositoryDetailSerializer,
+    RepositorySerializer,
+    RepositoryWriteSerializer,
+    TagDeleteResultSerializer,
+    TagSerializer,
+)
+from repositories.models import Repository, RepositoryGrant, Tag
+
+NOT_FOUND = "No such repository."
+
+
+def _repository(request: Request, namespace: str, name: str, level: Level = Level.READ) -> Repository:
+    """The repository if the caller may act on it at `level`. Unreadable is missing (404);
+    readable but not enough is 403 with the reason."""
+    repository = Repository.objects.select_related("namespace").filter(full_name=f"{namespace}/{name}").first()
+    if repository is None:
+        raise exceptions.NotFound(NOT_FOUND)
+    decision = access.decide(api_actor(request), repository.namespace, repository.name, repository)
+    if not decision.allows(Level.READ):
+        raise exceptions.NotFound(NOT_FOUND)
+    if not decision.allows(level):
+        raise exceptions.PermissionDenied(f"This needs {level.label} access; you have {decision.reason}.")
+    return repository
+
+
+LIST_PARAMETERS = [
+    OpenApiParameter("q", str, description="search words: names, then descriptions"),
+    OpenApiParameter("visibility", str, enum=["public", "private"]),
+    OpenApiParameter("is_starred", bool, description="only repositories you starred"),
+    OpenApiParameter("architecture", str, description="only repositories with a tag for this architecture"),
+    OpenApiParameter("ordering", str, enum=list(selectors.REPOSITORY_ORDERINGS)),
+]
+
+
+class RepositoryListView(generics.ListAPIView):
+    """Search and list the repositories you can see."""
+
+    serializer_class = RepositorySerializer
+
+    def get_queryset(self) -> QuerySet[Repository]:
+        params = self.request.query_params
+        actor = api_actor(self.request)
+        starred = params.get("is_starred", "").lower() in ("1", "true", "yes")
+        if starred and actor.user is None:
+            return Repository.objects.none()
+        return selectors.repository_search(
+            actor=actor,
+            q=params.get("q", ""),
+            namespace=self.kwargs.get("namespace") or params.get("namespace", ""),
+            visibility=params.get("visibility", ""),
+            starred_by=actor.user if starred else None,
+            architecture=params.get("architecture", "")[:32],
+            ordering=params.get("ordering", "").strip(),
+        )
+
+    @extend_schema(parameters=[*LIST_PARAMETERS, OpenApiParameter("namespace", str)])
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)
+
+
+class NamespaceRepositoryListView(RepositoryListView):
+    """The repositories of one namespace you can see; POST creates one."""
+
+    @extend_schema(parameters=LIST_PARAMETERS, operation_id="api_v1_namespace_repositories_list")
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(request=RepositoryWriteSerializer, responses={201: RepositoryDetailSerializer})
+    def post(self, request: Request, namespace: str) -> Response:
+        data = RepositoryWriteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        name = data.validated_data.get("name")
+        if not name:
+            raise exceptions.ValidationError({"name": ["This field is required."]})
+        ns = Namespace.objects.filter(name=namespace).first()
+        actor = api_actor(request)
+        if not access.decide(actor, ns, name).allows(Level.WRITE):
+            raise exceptions.NotFound("No such namespace, or you may not create repositories in it.")
+        if Repository.objects.filter(namespace=ns, name=name).exists():
+            raise exceptions.ValidationError({"name": ["A repository with this name exists."]})
+        private = data.validated_data.get("is_private")
+        repository = services.repository_create(
+            namespace=ns,
+            name=name,
+            actor=request.user,
+            actor_name=actor.name,
+            visibility=None if private is None else (Visibility.PRIVATE if private else Visibility.PUBLIC),
+            short_description=data.validated_data.get("description", ""),
+        )
+        if data.validated_data.get("full_description"):
+            services.repository_update(
+                repository=repository, actor=request.user, full_description=data.validated_data["full_description"]
+            )
+        return Response(RepositoryDetailSerializer(repository).data, status=status.HTTP_201_CREATED)
+
+
+class RepositoryDetailView(APIView):
+    @extend_schema(responses=RepositoryDetailSerializer)
+    def get(self, request: Request, namespace: str, name: str) -> Response:
+        return Response(RepositoryDetailSerializer(_repository(request, namespace, name)).data)
+
+    @extend_schema(request=RepositoryWriteSerializer, responses=RepositoryDetailSerializer)
+    def patch(self, request: Request, namespace: str, name: str) -> Response:
+        repository = _repository(request, namespace, name, Level.ADMIN)
+        data = RepositoryWriteSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        if "name" in values:
+            raise exceptions.ValidationError({"name": ["Repositories cannot be renamed."]})
+        private = values.get("is_private")
+        services.repository_update(
+            repository=repository,
+            actor=request.user,
+            short_description=values.get("description"),
+            full_description=values.get("full_description"),
+            visibility=None if private is None else (Visibility.PRIVATE if private else Visibility.PUBLIC),
+        )
+        return Response(RepositoryDetailSerializer(repository).data)
+
+    @extend_schema(responses={200: inline_serializer("RepositoryDeleted", {"deleted_tags": serializers.ListField()})})
+    def delete(self, request: Request, namespace: str, name: str) -> Response:
+        repository = _repository(request, namespace, name, Level.ADMIN)
+        return Response({"deleted_tags": services.repository_delete(repository=repository, actor=request.user)})
+
+
+class TagListView(generics.ListAPIView):
+    """Tags, newest first by default. Signature, attestation and SBOM tags are hidden unless
+    `artifacts=true`."""
+
+    serializer_class = TagSerializer
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("ordering", str, enum=["newest", "oldest", "name", "version"]),
+            OpenApiParameter("name", str, description="tags whose name contains this"),
+            OpenApiParameter("artifacts", bool, description="include cosign .sig/.att/.sbom tags"),
+        ]
+    )
+    def get(self, request: Request, namespace: str, name: str) -> Response:
+        repository = _repository(request, namespace, name)
+        params = request.query_params
+        names = selectors.tag_page_names(
+            repository=repository,
+            ordering=params.get("ordering", "newest"),
+            name_filter=params.get("name", "")[:128],
+            artifacts=params.get("artifacts", "").lower() in ("1", "true", "yes"),
+        )
+        page = self.paginate_queryset(names)
+        tags = selectors.tags_by_name(repository=repository, names=page)
+        return self.get_paginated_response(TagSerializer(tags, many=True).data)
+
+
+class TagDetailView(APIView):
+    @extend_schema(responses=TagSerializer)
+    def get(self, request: Request, namespace: str, name: str, tag: str) -> Response:
+        repository = _repository(request, namespace, name)
+        found = selectors.tags_by_name(repository=repository, names=[tag])
+        if not found:
+            raise exceptions.NotFound("No such tag.")
+        return Response(TagSerializer(found[0]).data)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("confirm", bool, description="also delete the other tags of this digest")],
+        responses={200: TagDeleteResultSerializer, 409: OpenApiTypes.OBJECT},
+    )
+    def delete(self, request: Request, namespace: str, name: str, tag: str) -> Response:
+        repository = _repository(request, namespace, name, Level.ADMIN)
+        if not Tag.objects.filter(repository=repository, name=tag).exists():
+            raise exceptions.NotFound("No such tag.")
+        confirm = request.query_params.get("confirm", "").lower() in ("1", "true", "yes")
+        try:
+            digest, deleted = services.tag_delete(
+                repository=repository, tag_name=tag, actor=request.user, confirm=confirm
+            )
+        except services.ConfirmationRequired as exc:
+            return Response(
+                {
+                    "detail": "The registry deletes by digest: these tags go together. Repeat with confirm=true.",
+                    "digest": exc.digest,
+                    "tags": exc.tags,
+                },
+                status=status.HTTP_409_CONFLICT,
+            )
+        return Response({"digest": digest, "deleted_tags": deleted})
+
+
+class PermissionListView(APIView):
+    """Who holds a grant on this repository (repository admins only)."""
+
+    @extend_schema(responses=GrantSerializer(many=True))
+    def get(self, request: Request, namespace: str, name: str) -> Response:
+        repository = _repository(request, namespace, name, Level.ADMIN)
+        return Response(GrantSerializer(selectors.repository_grants(repository=repository), many=True).data)
+
+    @extend_schema(request=GrantWriteSerializer, responses={201: GrantSerializer})
+    def post(self, request: Request, namespace: str, name: str) -> Response:
+        repository = _repository(request, namespace, name, Level.ADMIN)
+        data = GrantWriteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        holder = {}
+        org_id = repository.namespace.organization_id
+        if values.get("team"):
+            holder["team"] = Team.objects.filter(organization_id=org_id, name=values["team"]).first()
+        elif values.get("robot"):
+            holder["robot"] = Robot.objects.filter(organization_id=org_id, name=values["robot"]).first()
+        else:
+            holder["user"] = User.objects.filter(username=values["user"].lower(), is_active=True).first()
+        if not any(holder.values()):
+            raise exceptions.ValidationError({next(iter(holder)): ["No such holder in this namespace."]})
+        grant = services.grant_set(
+            repository=repository, level=LEVEL_NAMES[values["level"]], actor=request.user, **holder
+        )
+        return Response(GrantSerializer(grant).data, status=status.HTTP_201_CREATED)
+
+
+class PermissionDetailView(APIView):
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, namespace: str, name: str, grant_id: int) -> Response:
+        repository = _repository(request, namespace, name, Level.ADMIN)
+        grant = RepositoryGrant.objects.filter(repository=repository, pk=grant_id).first()
+        if grant is None:
+            raise exceptions.NotFound("No such grant.")
+        services.grant_delete(grant=grant, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class StarView(APIView):
+    @extend_schema(request=None, responses={200: RepositorySerializer})
+    def post(self, request: Request, namespace: str, name: str) -> Response:
+        return self._star(request, namespace, name, True)
+
+    @extend_schema(responses={200: RepositorySerializer})
+    def delete(self, request: Request, namespace: str, name: str) -> Response:
+        return self._star(request, namespace, name, False)
+
+    def _star(self, request: Request, namespace: str, name: str, starred: bool) -> Response:
+        repository = _repository(request, namespace, name)
+        actor = api_actor(request)
+        if not access.credential_allows(actor, Level.WRITE):
+            raise exceptions.PermissionDenied("Starring needs a signed-in user or a token with write scope.")
+        services.star_set(repository=repository, user=request.user, starred=starred)
+        repository.refresh_from_db()
+        repository.is_starred = starred
+        return Response(RepositorySerializer(repository).data)
+
+
+class PullsView(APIView):
+    @extend_schema(parameters=[OpenApiParameter("days", int)], responses=DailyPullsSerializer(many=True))
+    def get(self, request: Request, namespace: str, name: str) -> Response:
+        repository = _repository(request, namespace, name)
+        try:
+            days = min(max(int(request.query_params.get("days", 30)), 1), 366)
+        except ValueError:
+            raise exceptions.ValidationError({"days": ["A whole number of days, 1 to 366."]}) from None
+        return Response(DailyPullsSerializer(selectors.daily_pulls(repository=repository, days=days), many=True).data)
+
+
+class DockerSearchView(APIView):
+    """`docker search <portal-host>/<term>` asks this (the registry v1 search API)."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("q", str, required=True),
+            OpenApiParameter("n", int),
+            OpenApiParameter("page", int),
+        ],
+        responses=DockerSearchSerializer,
+    )
+    def get(self, request: Request) -> Response:
+        params = request.query_params
+        try:
+            page_size = min(max(int(params.get("n", 25)), 1), 100)
+            page = max(int(params.get("page", 1)), 1)
+        except ValueError:
+            raise exceptions.ValidationError({"n": ["n and page must be whole numbers."]}) from None
+        query = params.get("q", "")[:100]
+        qs = selectors.repository_search(actor=api_actor(request), q=query)
+        total = qs.count()
+        # Past the last page there is nothing to read (and a huge OFFSET would overflow SQL).
+        rows = qs[(page - 1) * page_size : page * page_size] if (page - 1) * page_size < total else []
+        return Response(
+            {
+                "num_pages": max(1, math.ceil(total / page_size)),
+                "num_results": total,
+                "page": page,
+                "page_size": page_size,
+                "query": query,
+                "results": [
+                    {
+                        "name": r.full_name,
+                        "description": r.short_description,
+                        "star_count": r.star_count,
+                        "is_official": False,
+                        "is_automated": False,
+                    }
+                    for r in rows
+                ],
+            }
+        )
