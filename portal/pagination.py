@@ -30,3 +30,41 @@ def exception_handler(exc, context) -> Response | None:
     elif isinstance(exc, RegistryError):
         exc = RegistryUnavailableError()
     return drf_exception_handler(exc, context)
+
+
+class WindowCountPagination(Pagination):
+    """Page and total in one query: `COUNT(*) OVER ()` rides along with the ranked page, so a
+    broad search scans its matches once instead of once for the page and again for the count."""
+
+    def paginate_queryset(self, queryset, request, view=None):
+        from django.db.models import Count, Window
+
+        self.request = request
+        page_size = self.get_page_size(request)
+        try:
+            number = int(request.query_params.get(self.page_query_param, 1))
+        except ValueError:
+            number = 0
+        if number < 1 or number > 10_000:
+            raise exceptions.NotFound("Invalid page.")
+        offset = (number - 1) * page_size
+        rows = list(queryset.annotate(window_total=Window(Count("pk")))[offset : offset + page_size])
+        self.count = rows[0].window_total if rows else (queryset.count() if number > 1 else 0)
+        if number > 1 and not rows:
+            raise exceptions.NotFound("Invalid page.")
+        self.number, self.page_size_used = number, page_size
+        return rows
+
+    def get_paginated_response(self, data) -> Response:
+        from rest_framework.utils.urls import remove_query_param, replace_query_param
+
+        url = self.request.build_absolute_uri()
+        pages = max(1, -(-self.count // self.page_size_used))
+        next_url = replace_query_param(url, self.page_query_param, self.number + 1) if self.number < pages else None
+        if self.number <= 1:
+            previous_url = None
+        elif self.number == 2:
+            previous_url = remove_query_param(url, self.page_query_param)
+        else:
+            previous_url = replace_query_param(url, self.page_query_param, self.number - 1)
+        return Response({"count": self.count, "next": next_url, "previous": previous_url, "results": data})

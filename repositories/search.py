@@ -8,18 +8,15 @@ from django.db import connection
 from django.db.models import BooleanField, Case, FloatField, Q, QuerySet, Value, When
 from django.db.models.expressions import RawSQL
 
-# Must stay identical to the index in migrations/0004_search_indexes.py.
-SEARCH_VECTOR = (
-    "setweight(to_tsvector('simple'::regconfig, translate({t}.full_name, '/-_.', '    ')), 'A') || "
-    "setweight(to_tsvector('simple'::regconfig, {t}.short_description), 'B') || "
-    "setweight(to_tsvector('simple'::regconfig, {t}.full_description), 'C')"
-).format(t='"repositories_repository"')
+# A stored generated column on PostgreSQL (migrations/0006_search_vector_column.py):
+# name (weight A) > short description (B) > full description (C), with a GIN index.
+SEARCH_VECTOR = '"repositories_repository"."search_vector"'
 MAX_QUERY_LENGTH = 100
 
 
 def search_repositories(qs: QuerySet, query: str) -> QuerySet:
     """Filter `qs` to matches of `query` and annotate `rank` (higher is better)."""
-    query = " ".join(query.split())[:MAX_QUERY_LENGTH]
+    query = " ".join(query.replace("\x00", "").split())[:MAX_QUERY_LENGTH]
     if not query:
         return qs.annotate(rank=Value(0.0, output_field=FloatField()))
     if connection.vendor == "postgresql":

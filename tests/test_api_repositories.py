@@ -265,3 +265,21 @@ def test_api_is_throttled_per_address_and_per_user(world, monkeypatch):
     assert [anonymous.get("/api/v1/repositories/").status_code for _ in range(3)] == [200, 200, 429]
     user = api_client_for(world, "org owner")
     assert [user.get("/api/v1/repositories/").status_code for _ in range(4)] == [200, 200, 200, 429]
+
+
+def test_nul_bytes_in_parameters_are_not_a_server_error(world):
+    # Found by schemathesis: PostgreSQL refuses NUL in a string literal.
+    client = APIClient()
+    assert client.get("/api/v1/repositories/?architecture=a%00b&q=x%00y&namespace=%00").status_code == 200
+    assert client.get("/v1/search?q=%00").status_code == 200
+
+
+def test_pages_come_with_the_total_from_one_query(world):
+    client = api_client_for(world, "org owner")
+    first = client.get("/api/v1/repositories/?page_size=1&ordering=name").json()
+    assert first["count"] == 3  # alice's private repository is not hers to see
+    assert first["previous"] is None and "page=2" in first["next"]
+    last = client.get("/api/v1/repositories/?page_size=1&ordering=name&page=3").json()
+    assert last["next"] is None and [r["full_name"] for r in last["results"]] == ["alice/pub-tool"]
+    assert client.get("/api/v1/repositories/?page_size=1&page=4").status_code == 404
+    assert client.get("/api/v1/repositories/?page=zero").status_code == 404

@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from accounts.api.authentication import api_actor
 from accounts.models import Level, Namespace, Robot, Team, User, Visibility
+from portal.pagination import WindowCountPagination
 from repositories import access, selectors, services
 from repositories.api.serializers import (
     LEVEL_NAMES,
@@ -33,6 +34,12 @@ from repositories.api.serializers import (
 from repositories.models import Repository, RepositoryGrant, Tag
 
 NOT_FOUND = "No such repository."
+
+
+def _param(request: Request, name: str, limit: int = 100, default: str = "") -> str:
+    """A query parameter fit for a database query: NUL bytes (which PostgreSQL refuses) dropped,
+    length bounded."""
+    return request.query_params.get(name, default).replace("\x00", "")[:limit]
 
 
 def _repository(request: Request, namespace: str, name: str, level: Level = Level.READ) -> Repository:
@@ -62,22 +69,24 @@ class RepositoryListView(generics.ListAPIView):
     """Search and list the repositories you can see."""
 
     serializer_class = RepositorySerializer
+    pagination_class = WindowCountPagination
 
     def get_queryset(self) -> QuerySet[Repository]:
-        params = self.request.query_params
-        actor = api_actor(self.request)
-        starred = params.get("is_starred", "").lower() in ("1", "true", "yes")
+        request = self.request
+        actor = api_actor(request)
+        starred = _param(request, "is_starred").lower() in ("1", "true", "yes")
         if starred and actor.user is None:
             return Repository.objects.none()
+        # Lists never show the full description: leave it out of the rows the ranking sorts.
         return selectors.repository_search(
             actor=actor,
-            q=params.get("q", ""),
-            namespace=self.kwargs.get("namespace") or params.get("namespace", ""),
-            visibility=params.get("visibility", ""),
+            q=_param(request, "q"),
+            namespace=self.kwargs.get("namespace") or _param(request, "namespace", 64),
+            visibility=_param(request, "visibility"),
             starred_by=actor.user if starred else None,
-            architecture=params.get("architecture", "")[:32],
-            ordering=params.get("ordering", "").strip(),
-        )
+            architecture=_param(request, "architecture", 32),
+            ordering=_param(request, "ordering").strip(),
+        ).defer("full_description", "sync_error")
 
     @extend_schema(parameters=[*LIST_PARAMETERS, OpenApiParameter("namespace", str)])
     def get(self, request: Request, *args, **kwargs) -> Response:
@@ -164,12 +173,11 @@ class TagListView(generics.ListAPIView):
     )
     def get(self, request: Request, namespace: str, name: str) -> Response:
         repository = _repository(request, namespace, name)
-        params = request.query_params
         names = selectors.tag_page_names(
             repository=repository,
-            ordering=params.get("ordering", "newest"),
-            name_filter=params.get("name", "")[:128],
-            artifacts=params.get("artifacts", "").lower() in ("1", "true", "yes"),
+            ordering=_param(request, "ordering", default="newest"),
+            name_filter=_param(request, "name", 128),
+            artifacts=_param(request, "artifacts").lower() in ("1", "true", "yes"),
         )
         page = self.paginate_queryset(names)
         tags = selectors.tags_by_name(repository=repository, names=page)
@@ -300,7 +308,7 @@ class DockerSearchView(APIView):
             page = max(int(params.get("page", 1)), 1)
         except ValueError:
             raise exceptions.ValidationError({"n": ["n and page must be whole numbers."]}) from None
-        query = params.get("q", "")[:100]
+        query = _param(request, "q")
         qs = selectors.repository_search(actor=api_actor(request), q=query)
         total = qs.count()
         # Past the last page there is nothing to read (and a huge OFFSET would overflow SQL).
