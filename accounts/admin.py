@@ -1,13 +1,45 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
 
-from accounts.models import Membership, Namespace, Organization, PersonalAccessToken, Robot, Team, TeamMembership, User
+from accounts import services
+from accounts.credentials import ROBOT_MARK, new_secret
+from accounts.models import (
+    Membership,
+    Namespace,
+    Organization,
+    PersonalAccessToken,
+    RefreshToken,
+    Robot,
+    Team,
+    TeamMembership,
+    User,
+)
+from audit.admin_mixins import AuditedAdmin, audit_admin_change
+from repositories.models import AccessRule, RepositoryGrant
 
 
 @admin.register(User)
-class DockyardUserAdmin(UserAdmin):
+class DockyardUserAdmin(AuditedAdmin, UserAdmin):
     list_display = ("username", "email", "full_name", "is_active", "is_staff", "last_login")
+    list_filter = ("is_active", "is_staff", "is_superuser")
     fieldsets = (*UserAdmin.fieldsets, ("Profile", {"fields": ("full_name", "company", "location")}))
+    actions = ["deactivate", "reactivate"]
+
+    @admin.action(description="Deactivate: sign-ins and every token stop working at once")
+    def deactivate(self, request, queryset) -> None:
+        for user in queryset.filter(is_active=True):
+            before = {"is_active": "True"}
+            user.is_active = False
+            user.save(update_fields=["is_active"])
+            audit_admin_change(request, user, before, action="change")
+        self.message_user(request, "Deactivated. Their tokens are refused from the next request on.", messages.SUCCESS)
+
+    @admin.action(description="Reactivate")
+    def reactivate(self, request, queryset) -> None:
+        for user in queryset.filter(is_active=False):
+            user.is_active = True
+            user.save(update_fields=["is_active"])
+            audit_admin_change(request, user, {"is_active": "False"}, action="change")
 
 
 class MembershipInline(admin.TabularInline):
@@ -23,14 +55,14 @@ class TeamInline(admin.TabularInline):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
+class OrganizationAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = ("name", "display_name", "created_at")
     search_fields = ("name", "display_name")
     inlines = [MembershipInline, TeamInline]
 
 
 @admin.register(Namespace)
-class NamespaceAdmin(admin.ModelAdmin):
+class NamespaceAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = ("name", "kind", "default_visibility", "created_at")
     list_filter = ("kind", "default_visibility")
     search_fields = ("name",)
@@ -39,11 +71,12 @@ class NamespaceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = ("organization", "user", "role")
-    list_filter = ("role",)
+    list_filter = ("role", "organization")
     list_select_related = ("organization", "user")
     search_fields = ("organization__name", "user__username")
+    raw_id_fields = ("user",)
 
 
 class TeamMembershipInline(admin.TabularInline):
@@ -52,32 +85,115 @@ class TeamMembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
+class TeamGrantInline(admin.TabularInline):
+    model = RepositoryGrant
+    fk_name = "team"
+    fields = ("repository", "level")
+    extra = 0
+    raw_id_fields = ("repository",)
+    verbose_name_plural = "repository grants"
+
+
+class TeamRuleInline(admin.TabularInline):
+    model = AccessRule
+    fk_name = "team"
+    fields = ("organization", "pattern", "level")
+    extra = 0
+    verbose_name_plural = "access rules"
+
+
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
+class TeamAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = ("name", "organization")
+    list_filter = ("organization",)
     list_select_related = ("organization",)
     search_fields = ("name", "organization__name")
-    inlines = [TeamMembershipInline]
+    inlines = [TeamMembershipInline, TeamGrantInline, TeamRuleInline]
 
 
 @admin.register(TeamMembership)
-class TeamMembershipAdmin(admin.ModelAdmin):
+class TeamMembershipAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = ("team", "user")
     list_select_related = ("team__organization", "user")
+    raw_id_fields = ("user",)
 
 
 @admin.register(Robot)
-class RobotAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "organization", "is_active", "last_used_at")
+class RobotAdmin(AuditedAdmin, admin.ModelAdmin):
+    list_display = ("__str__", "organization", "is_active", "created_at", "last_used_at")
+    list_filter = ("is_active", "organization")
     list_select_related = ("organization",)
-    readonly_fields = ("secret_prefix", "secret_hash", "last_used_at")
     search_fields = ("name", "organization__name")
+    fields = ("organization", "name", "description", "is_active", "last_used_at")
+    readonly_fields = ("last_used_at",)
+    actions = ["rotate", "disable", "enable"]
+
+    def save_model(self, request, obj, form, change) -> None:
+        secret = None
+        if not change:
+            secret, obj.secret_prefix, obj.secret_hash = new_secret(ROBOT_MARK)
+        super().save_model(request, obj, form, change)
+        if secret:
+            self.message_user(
+                request, f"Secret for {obj.username} (shown once, copy it now): {secret}", messages.WARNING
+            )
+
+    @admin.action(description="Rotate the secret (the old one stops working at once)")
+    def rotate(self, request, queryset) -> None:
+        for robot in queryset.select_related("organization"):
+            secret = services.robot_rotate(robot=robot, actor=request.user)
+            self.message_user(request, f"New secret for {robot.username} (shown once): {secret}", messages.WARNING)
+
+    @admin.action(description="Disable")
+    def disable(self, request, queryset) -> None:
+        for robot in queryset.filter(is_active=True):
+            robot.is_active = False
+            robot.save(update_fields=["is_active"])
+            audit_admin_change(request, robot, {"is_active": "True"}, action="change")
+
+    @admin.action(description="Enable")
+    def enable(self, request, queryset) -> None:
+        for robot in queryset.filter(is_active=False):
+            robot.is_active = True
+            robot.save(update_fields=["is_active"])
+            audit_admin_change(request, robot, {"is_active": "False"}, action="change")
 
 
 @admin.register(PersonalAccessToken)
-class PersonalAccessTokenAdmin(admin.ModelAdmin):
-    list_display = ("name", "user", "prefix", "scope", "expires_at", "last_used_at", "revoked_at")
-    list_filter = ("scope",)
+class PersonalAccessTokenAdmin(AuditedAdmin, admin.ModelAdmin):
+    """Tokens are made by their owners; here they are seen and revoked. The secret is never
+    stored, so it can never be shown."""
+
+    list_display = ("name", "user", "prefix", "scope", "limits", "expires_at", "last_used_at", "revoked_at")
+    list_filter = ("scope", ("revoked_at", admin.EmptyFieldListFilter))
     list_select_related = ("user",)
     search_fields = ("name", "user__username", "prefix")
-    readonly_fields = ("prefix", "token_hash", "last_used_at")
+    fields = ("user", "name", "prefix", "scope", "limits", "created_at", "expires_at", "last_used_at", "revoked_at")
+    readonly_fields = fields
+    actions = ["revoke"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.action(description="Revoke (refused from the next request on)")
+    def revoke(self, request, queryset) -> None:
+        for token in queryset.filter(revoked_at__isnull=True).select_related("user"):
+            services.access_token_revoke(token=token, actor=request.user)
+        self.message_user(request, "Revoked.", messages.SUCCESS)
+
+
+@admin.register(RefreshToken)
+class RefreshTokenAdmin(admin.ModelAdmin):
+    list_display = ("prefix", "user", "robot", "access_token", "client_id", "created_at", "last_used_at", "revoked_at")
+    list_select_related = ("user", "robot__organization", "access_token")
+    fields = list_display
+    readonly_fields = list_display
+    actions = ["revoke"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.action(description="Revoke")
+    def revoke(self, request, queryset) -> None:
+        for refresh in queryset.filter(revoked_at__isnull=True):
+            services.refresh_token_revoke(refresh=refresh, actor_name=request.user.username)

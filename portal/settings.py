@@ -157,6 +157,7 @@ AUTH_PASSWORD_VALIDATORS = [
 
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
+    "accounts.backends.StaffHaveAllPermissions",
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
 

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from portal.health import healthz
 from repositories import registry_views, views
+from repositories.admin_views import effective_access
 from repositories.api.views import DockerSearchView
 
 urlpatterns = [
@@ -18,5 +19,6 @@ urlpatterns = [
     path("api/v1/", include("repositories.api.urls")),
     path("v1/search", DockerSearchView.as_view(), name="docker-search"),
     path("accounts/", include("allauth.urls")),
+    path("admin/effective-access/", admin.site.admin_view(effective_access), name="admin-effective-access"),
     path("admin/", admin.site.urls),
 ]

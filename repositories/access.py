@@ -336,3 +336,39 @@ def credential_allows(actor: Actor, level: Level) -> bool:
     """Whether the credential itself may act at this level (for writes that are not about a
     repository, e.g. creating a token or an organization)."""
     return not _disabled(actor) and not actor.is_anonymous and actor.cap[0] >= level
+
+
+# --- reverse: who has access -----------------------------------------------------------------
+
+
+def principals_with_access(repository: Repository) -> list[tuple[str, str, Decision]]:
+    """Every user and robot with more than what the public gets on this repository, with the
+    policy's decision for each: (kind, name, decision). Candidates are everyone a rule of this
+    module could favour: staff, the personal owner, the organization's members, users with a
+    grant, and the organization's robots; the policy itself decides each one."""
+    namespace = repository.namespace
+    users = (
+        User.objects.filter(is_active=True)
+        .filter(
+            Q(is_staff=True)
+            | Q(pk=namespace.user_id or 0)
+            | Q(memberships__organization_id=namespace.organization_id or 0)
+            | Q(grants__repository=repository)
+        )
+        .distinct()
+        .order_by("username")
+    )
+    rows: list[tuple[str, str, Decision]] = []
+    baseline = Level.READ if repository.visibility == Visibility.PUBLIC else Level.NONE
+    for user in users:
+        decision = decide(Actor(kind="user", user=user), namespace, repository.name, repository)
+        if decision.level > baseline:
+            rows.append(("user", user.username, decision))
+    if namespace.organization_id:
+        for robot in Robot.objects.filter(organization_id=namespace.organization_id, is_active=True).select_related(
+            "organization"
+        ):
+            decision = decide(Actor(kind="robot", robot=robot), namespace, repository.name, repository)
+            if decision.level > baseline:
+                rows.append(("robot", robot.username, decision))
+    return sorted(rows, key=lambda row: (-row[2].level, row[0], row[1]))

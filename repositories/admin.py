@@ -1,7 +1,10 @@
 from django.contrib import admin, messages
 from django.db import transaction
+from django.db.models import Count, Max, OuterRef, Subquery
+from django.utils.html import format_html_join
 
-from repositories import selectors, sync
+from audit.admin_mixins import AuditedAdmin
+from repositories import access, sync
 from repositories.models import (
     AccessRule,
     DailyPulls,
@@ -29,35 +32,79 @@ class GrantInline(admin.TabularInline):
     raw_id_fields = ("team", "user", "robot")
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Content the registry owns: seen here, changed through the portal's services."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Repository)
-class RepositoryAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "visibility", "last_pushed_at", "pull_count", "last_synced", "sync_error")
-    list_filter = ("visibility",)
+class RepositoryAdmin(AuditedAdmin, admin.ModelAdmin):
+    list_display = ("full_name", "visibility", "tag_count", "last_pushed_at", "pull_count", "last_synced", "sync_error")
+    list_filter = ("visibility", "namespace__kind")
+    fields = (
+        "namespace",
+        "name",
+        "visibility",
+        "short_description",
+        "full_description",
+        "description_from_image",
+        "pull_count",
+        "star_count",
+        "last_pushed_at",
+        "sync_error",
+        "sync_error_at",
+    )
+    readonly_fields = ("pull_count", "star_count", "last_pushed_at", "sync_error", "sync_error_at")
+    show_full_result_count = False  # one COUNT per page at 100,000 repositories, not two
+    ordering = ("full_name",)  # unique and indexed: no join, no sort of the whole table
     actions = ["sync_now"]
 
     def changelist_view(self, request, extra_context=None):
-        # One query for the newest full crawl, shared by every row of the page.
-        request._latest_full_run = SyncRun.objects.filter(
-            repository="", status__in=[SyncRun.Status.OK, SyncRun.Status.PARTIAL], dry_run=False
-        ).first()
+        # Two queries for the whole page: the newest full crawl, and the newest clean crawl of
+        # each repository that was crawled on its own.
+        done = [SyncRun.Status.OK, SyncRun.Status.PARTIAL]
+        request._latest_full_run = SyncRun.objects.filter(repository="", status__in=done, dry_run=False).first()
+        request._own_runs = dict(
+            SyncRun.objects.filter(status=SyncRun.Status.OK, dry_run=False)
+            .exclude(repository="")
+            .values("repository")
+            .annotate(last=Max("finished_at"))
+            .values_list("repository", "last")
+        )
         return super().changelist_view(request, extra_context)
 
     @admin.display(description="last synced")
     def last_synced(self, obj: Repository):
         request = getattr(self, "_request", None)
         latest = getattr(request, "_latest_full_run", None)
+        candidates = [getattr(request, "_own_runs", {}).get(obj.full_name)]
         if latest is not None and obj.full_name not in latest.report.get("errors", {}):
-            return latest.finished_at
-        return selectors.last_sync_of(obj)[0]
+            candidates.append(latest.finished_at)
+        found = [c for c in candidates if c is not None]
+        return max(found) if found else None
 
     def get_queryset(self, request):
         self._request = request
-        return super().get_queryset(request)
+        # A correlated subquery per row of the page: no GROUP BY over a million tags.
+        tags = Tag.objects.filter(repository=OuterRef("pk")).order_by().values("repository")
+        return super().get_queryset(request).annotate(tag_count=Subquery(tags.annotate(n=Count("pk")).values("n")[:1]))
 
     list_select_related = ("namespace",)
-    search_fields = ("name", "namespace__name")
+    search_fields = ("full_name",)
     raw_id_fields = ("namespace",)
     inlines = [GrantInline]
+
+    @admin.display(description="tags", ordering="tag_count")
+    def tag_count(self, obj: Repository) -> int:
+        return obj.tag_count
 
     @admin.action(description="Sync now from the registry")
     def sync_now(self, request, queryset) -> None:
@@ -67,11 +114,13 @@ class RepositoryAdmin(admin.ModelAdmin):
 
 
 @admin.register(Tag)
-class TagAdmin(admin.ModelAdmin):
+class TagAdmin(ReadOnlyAdmin):
     list_display = ("name", "repository", "digest", "pushed_at", "pushed_by")
     list_select_related = ("repository__namespace", "manifest")
-    search_fields = ("name", "repository__name", "repository__namespace__name")
-    raw_id_fields = ("repository", "manifest")
+    search_fields = ("name", "repository__full_name")
+    list_filter = ("artifact",)
+    show_full_result_count = False
+    ordering = ("-pushed_at",)  # served by the tag_pushed index
 
     @admin.display(description="digest")
     def digest(self, obj: Tag) -> str:
@@ -86,38 +135,54 @@ class IndexEntryInline(admin.TabularInline):
 
 
 @admin.register(Manifest)
-class ManifestAdmin(admin.ModelAdmin):
+class ManifestAdmin(ReadOnlyAdmin):
     list_display = ("digest", "repository", "media_type", "os", "architecture", "total_size")
     list_select_related = ("repository__namespace",)
-    search_fields = ("digest", "repository__name")
-    raw_id_fields = ("repository",)
+    search_fields = ("digest", "repository__full_name")
+    list_filter = ("is_signed", "os", "architecture")
     inlines = [IndexEntryInline]
+    show_full_result_count = False
 
 
 @admin.register(IndexEntry)
-class IndexEntryAdmin(admin.ModelAdmin):
+class IndexEntryAdmin(ReadOnlyAdmin):
     list_display = ("index", "child", "os", "architecture", "variant")
     raw_id_fields = ("index", "child")
 
 
 @admin.register(RepositoryGrant)
-class RepositoryGrantAdmin(admin.ModelAdmin):
+class RepositoryGrantAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = ("repository", "team", "user", "robot", "level")
-    list_filter = ("level",)
+    list_filter = ("level", "team__organization")
+    search_fields = ("repository__full_name", "team__name", "user__username", "robot__name")
     list_select_related = ("repository__namespace", "team__organization", "user", "robot__organization")
     raw_id_fields = ("repository", "team", "user", "robot")
 
 
 @admin.register(AccessRule)
-class AccessRuleAdmin(admin.ModelAdmin):
+class AccessRuleAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = ("organization", "pattern", "team", "robot", "level")
-    list_filter = ("level",)
+    list_filter = ("level", "organization")
+    search_fields = ("pattern", "organization__name", "team__name", "robot__name")
     list_select_related = ("organization", "team__organization", "robot__organization")
     raw_id_fields = ("team", "robot")
+    readonly_fields = ("matches",)
+
+    @admin.display(description="repositories this pattern matches (first 50)")
+    def matches(self, obj: AccessRule):
+        if obj.pk is None:
+            return "Save to see the repositories it matches."
+        found = Repository.objects.filter(
+            namespace__organization=obj.organization, name__regex=access.pattern_regex(obj.pattern)
+        ).order_by("name")
+        names = list(found.values_list("full_name", flat=True)[:50])
+        if not names:
+            return "None yet."
+        return format_html_join(", ", "{}", ((name,) for name in names))
 
 
 @admin.register(Star)
-class StarAdmin(admin.ModelAdmin):
+class StarAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = ("user", "repository", "created_at")
     list_select_related = ("user", "repository__namespace")
     raw_id_fields = ("user", "repository")
@@ -143,6 +208,9 @@ class RegistryEventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # what the registry said is kept as it said it
 
 
 @admin.register(SyncRun)

@@ -165,7 +165,10 @@ class Tag(models.Model):
             models.UniqueConstraint(fields=["repository", "name"], name="tag_unique_name"),
             models.CheckConstraint(condition=Q(name__regex=TAG_RE), name="tag_name_grammar"),
         ]
-        indexes = [models.Index(fields=["repository", "-pushed_at"], name="tag_repository_pushed")]
+        indexes = [
+            models.Index(fields=["repository", "-pushed_at"], name="tag_repository_pushed"),
+            models.Index(fields=["-pushed_at"], name="tag_pushed"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.repository_id}:{self.name}"
