@@ -11,7 +11,7 @@ from django.forms.models import model_to_dict
 from audit.services import audit_record
 
 # Never copied into the audit log, whatever the model.
-SECRET_FIELDS = {"password", "token_hash", "secret_hash", "secret_prefix", "prefix"}
+SECRET_FIELDS = {"password", "token_hash", "secret_hash", "secret_prefix", "prefix", "secret"}
 
 
 def _snapshot(obj: models.Model) -> dict[str, Any]:

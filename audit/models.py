@@ -20,6 +20,8 @@ class AuditEvent(models.Model):
     target_id = models.CharField(max_length=64, blank=True)
     target_name = models.CharField(max_length=255, blank=True)
     namespace = models.CharField(max_length=64, blank=True, db_index=True)
+    # "namespace/name" when the event concerns a repository: its activity feed is one lookup.
+    repository = models.CharField(max_length=255, blank=True, db_index=True)
     data = models.JSONField(default=dict, blank=True)  # before/after, reasons
     address = models.GenericIPAddressField(null=True, blank=True)
 

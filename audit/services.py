@@ -17,12 +17,16 @@ def audit_record(
     namespace: str = "",
     data: dict[str, Any] | None = None,
     address: str | None = None,
+    repository: str = "",
 ) -> AuditEvent:
     """Write one audit row. Call it inside the transaction of the write it describes."""
     user = actor if isinstance(actor, get_user_model()) else None
     if user is not None and not actor_name:
         actor_name = user.get_username()
+    if not repository and target is not None and target.__class__.__name__ == "Repository":
+        repository = target.full_name
     return AuditEvent.objects.create(
+        repository=repository,
         action=action,
         actor=user,
         actor_name=actor_name,

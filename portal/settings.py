@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "accounts",
     "repositories",
     "audit",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -224,6 +225,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"WebhookEventEnum": "webhooks.models.Event"},
 }
 
 # The portal as users and the registry reach it, and the registry as the portal reaches it.
@@ -281,3 +283,9 @@ if SYNC_INTERVAL_SECONDS:
         "task": "repositories.tasks.reconcile_registry",
         "schedule": float(SYNC_INTERVAL_SECONDS),
     }
+
+# Webhooks. Targets on loopback, link-local and private ranges are refused unless allowed
+# (for a portal whose CI lives on the same private network, say).
+WEBHOOK_ALLOW_PRIVATE_TARGETS = envbool("WEBHOOK_ALLOW_PRIVATE_TARGETS", "false")
+WEBHOOK_TIMEOUT = envint("WEBHOOK_TIMEOUT", "5", minimum=1)
+WEBHOOK_MAX_ATTEMPTS = envint("WEBHOOK_MAX_ATTEMPTS", "5", minimum=1)

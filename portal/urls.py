@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/v1/registry/events", registry_views.events_view, name="registry-events"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/v1/", include("webhooks.api.urls")),
     path("api/v1/", include("accounts.api.urls")),
     path("api/v1/", include("repositories.api.urls")),
     path("v1/search", DockerSearchView.as_view(), name="docker-search"),

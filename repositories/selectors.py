@@ -139,3 +139,9 @@ def daily_pulls(*, repository: Repository, days: int = 30):
 
     since = timezone.now().date() - dt.timedelta(days=days - 1)
     return DailyPulls.objects.filter(repository=repository, day__gte=since).order_by("day")
+
+
+def repository_activity(*, repository: Repository, limit: int = 20):
+    from audit.models import AuditEvent
+
+    return AuditEvent.objects.filter(repository=repository.full_name).order_by("-created_at", "-pk")[:limit]

@@ -51,6 +51,7 @@ def repository_create(
         if reason
         else {"visibility": repository.visibility},
     )
+    _announce(repository, "repository_created", {"created_by": actor_name})
     return repository
 
 
@@ -175,6 +176,8 @@ def repository_update(
             namespace=repository.namespace.name,
             data=changed,
         )
+    if before["visibility"] != repository.visibility:
+        _announce(repository, "visibility_changed", {"before": before["visibility"], "after": repository.visibility})
     return repository
 
 
@@ -217,6 +220,11 @@ def tag_delete(*, repository: Repository, tag_name: str, actor, confirm: bool = 
             namespace=repository.namespace.name,
             data={"tags": siblings},
         )
+        from repositories.sync import announce_tag_delete
+
+        announce_tag_delete(
+            repository=repository, digest=digest, tags=siblings, actor_name=getattr(actor, "username", "")
+        )
     return digest, siblings
 
 
@@ -243,6 +251,7 @@ def repository_delete(*, repository: Repository, actor) -> list[str]:
             namespace=repository.namespace.name,
             data={"tags": tags},
         )
+        _announce(repository, "repository_deleted", {"tags": tags}, organization_only=True)
         Tag.objects.filter(repository=repository).delete()  # tags protect their manifests
         repository.delete()
     return tags
@@ -325,3 +334,10 @@ def access_rule_delete(*, rule, actor) -> None:
         data={"pattern": rule.pattern, "level": rule.get_level_display(), "holder": str(rule.team or rule.robot)},
     )
     rule.delete()
+
+
+def _announce(repository: Repository, event: str, data: dict, *, organization_only: bool = False) -> None:
+    from webhooks.services import dispatch, repository_payload
+
+    payload = {"callback_url": None, "event_data": data, "repository": repository_payload(repository)}
+    dispatch(event=event, repository=repository, payload=payload, organization_only=organization_only)

@@ -217,8 +217,28 @@ def _apply_push(event: RegistryEvent, fetched: Fetched | None) -> None:
     ).exists()
     if deleted_later:
         return  # this push arrived after a later delete of the same digest
-    tag_upsert(repository=repository, name=event.tag, manifest=manifest, pushed_at=pushed_at, pushed_by=event.actor)
+    result = tag_upsert(
+        repository=repository, name=event.tag, manifest=manifest, pushed_at=pushed_at, pushed_by=event.actor
+    )
     repository_fill_descriptions_from_image(repository=repository, manifest=manifest)
+    if result != "unchanged":
+        announce_push(repository=repository, tag_name=event.tag)
+
+
+def announce_push(*, repository: Repository, tag_name: str) -> None:
+    """A tag now points at new content: the activity feed and the webhooks hear of it."""
+    from webhooks.services import dispatch, push_payload
+
+    tag = Tag.objects.select_related("manifest").get(repository=repository, name=tag_name)
+    audit_record(
+        action="tag.push",
+        actor_name=tag.pushed_by or "registry",
+        target_name=f"{repository.full_name}:{tag.name}",
+        namespace=repository.namespace.name,
+        repository=repository.full_name,
+        data={"digest": tag.manifest.digest},
+    )
+    dispatch(event="push", repository=repository, payload=push_payload(repository, tag), tags=[tag.name])
 
 
 def repository_for_push(*, namespace: Namespace, name: str, actor_name: str) -> Repository:
@@ -378,10 +398,23 @@ def _apply_delete(event: RegistryEvent) -> None:
             actor_name=event.actor or "registry",
             target_name=f"{event.repository}@{event.digest}",
             namespace=ns_name,
+            repository=repository.full_name,
             data={"tags": names, "source": "registry event"},
         )
+        announce_tag_delete(repository=repository, digest=event.digest, tags=names, actor_name=event.actor)
     remove_unreferenced_manifests(repository)
     refresh_artifact_flags(repository)
+
+
+def announce_tag_delete(*, repository: Repository, digest: str, tags: list[str], actor_name: str) -> None:
+    from webhooks.services import dispatch, repository_payload
+
+    payload = {
+        "callback_url": None,
+        "delete_data": {"tags": tags, "digest": digest, "deleter": actor_name},
+        "repository": repository_payload(repository),
+    }
+    dispatch(event="tag_delete", repository=repository, payload=payload, tags=tags)
 
 
 def remove_unreferenced_manifests(repository: Repository) -> int:

@@ -24,4 +24,5 @@ def repository_detail(request: HttpRequest, namespace: str, name: str) -> HttpRe
     ):
         raise Http404("No such repository.")
     tags = selectors.repository_tags(repository=repository)
-    return render(request, "repositories/detail.html", {"repository": repository, "tags": tags})
+    activity = selectors.repository_activity(repository=repository)
+    return render(request, "repositories/detail.html", {"repository": repository, "tags": tags, "activity": activity})

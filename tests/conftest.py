@@ -135,6 +135,8 @@ def worker_env(*, redis_url: str, registry_url: str, data_dir: Path) -> dict[str
         TOKEN_KEY_DIR=str(settings.TOKEN_KEY_DIR),
         DOCKYARD_DATA_DIR=str(data_dir / "worker"),
         REGISTRY_EVENTS_SECRET=settings.REGISTRY_EVENTS_SECRET,
+        # Tests deliver webhooks to receivers on loopback.
+        WEBHOOK_ALLOW_PRIVATE_TARGETS="true",
     )
     return env
 

@@ -52,3 +52,12 @@ def test_healthz_answers_without_the_database(client, django_assert_num_queries)
     with django_assert_num_queries(0):
         response = client.get("/healthz")
     assert response.json() == {"status": "ok"}
+
+
+def test_repository_page_shows_its_activity(client, alice, repos):
+    from repositories.services import repository_update
+
+    repository_update(repository=repos[0], actor=alice, short_description="now described")
+    page = client.get("/r/alice/open-app/")
+    assert b"repository.update" in page.content
+    assert b"alice" in page.content

@@ -1,0 +1,249 @@
+"""Webhook writes and deliveries: plain functions; the Celery task in tasks.py wraps one."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from audit.services import audit_record
+from repositories.access import pattern_matches
+from repositories.models import Repository, Tag
+from webhooks import client
+from webhooks.models import Attempt, Delivery, Event, Webhook
+
+USER_AGENT = "Dockyard-Webhook/1"
+
+
+# --- payloads (Docker Hub's shape, plus digest and platforms) ---------------------------------
+
+
+def repository_payload(repository: Repository) -> dict[str, Any]:
+    namespace = repository.namespace.name
+    return {
+        "repo_name": repository.full_name,
+        "namespace": namespace,
+        "name": repository.name,
+        "owner": namespace,
+        "status": "Active",
+        "is_private": not repository.is_public,
+        "is_official": False,
+        "is_trusted": False,
+        "description": repository.short_description,
+        "star_count": repository.star_count,
+        "comment_count": 0,
+        "date_created": int(repository.created_at.timestamp()),
+        "repo_url": f"{settings.PORTAL_URL}/r/{repository.full_name}/",
+    }
+
+
+def push_payload(repository: Repository, tag: Tag) -> dict[str, Any]:
+    manifest = tag.manifest
+    if manifest.is_index:
+        platforms = [e.platform for e in manifest.entries.order_by("os", "architecture")]
+    else:
+        platforms = ["/".join(p for p in (manifest.os, manifest.architecture, manifest.variant) if p)]
+    return {
+        "callback_url": None,
+        "push_data": {
+            "tag": tag.name,
+            "pusher": tag.pushed_by,
+            "pushed_at": int(tag.pushed_at.timestamp()),
+            "digest": manifest.digest,
+            "media_type": manifest.media_type,
+            "platforms": [p for p in platforms if p],
+            "images": [],
+        },
+        "repository": repository_payload(repository),
+    }
+
+
+# --- dispatch ------------------------------------------------------------------------------
+
+
+def matching_webhooks(*, repository: Repository, event: str, tags: list[str] | None = None) -> QuerySet[Webhook]:
+    hooks = Webhook.objects.filter(is_active=True).filter(
+        Q(repository=repository) | Q(organization_id=repository.namespace.organization_id or 0)
+    )
+    chosen = []
+    for hook in hooks:
+        if hook.events and event not in hook.events:
+            continue
+        if hook.tag_pattern and tags is not None and not any(pattern_matches(hook.tag_pattern, t) for t in tags):
+            continue
+        chosen.append(hook.pk)
+    return Webhook.objects.filter(pk__in=chosen)
+
+
+def dispatch(
+    *, event: str, repository: Repository, payload: dict, tags: list[str] | None = None, organization_only: bool = False
+) -> list[int]:
+    """Create one delivery per matching webhook and send them after the surrounding
+    transaction commits. Call it inside the write's transaction."""
+    hooks = matching_webhooks(repository=repository, event=event, tags=tags)
+    if organization_only:
+        hooks = hooks.filter(organization__isnull=False)  # repository hooks go with the repository
+    created = [Delivery.objects.create(webhook=hook, event=event, payload=payload) for hook in hooks]
+    for delivery in created:
+        transaction.on_commit(lambda pk=delivery.pk: enqueue(pk))
+    return [d.pk for d in created]
+
+
+def enqueue(delivery_pk: int) -> None:
+    from webhooks.tasks import deliver_webhook
+
+    try:
+        deliver_webhook.delay(delivery_pk)
+    except Exception:
+        import logging
+
+        logging.getLogger(__name__).warning("could not enqueue webhook delivery %s", delivery_pk, exc_info=True)
+
+
+# --- delivering ----------------------------------------------------------------------------
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def attempt_delivery(delivery_pk: int) -> tuple[client.WebhookResult | None, int]:
+    """Make one attempt, record it, and settle the delivery when it succeeded or cannot
+    succeed by retrying. Returns (result, attempts so far); (None, 0) if the delivery is gone
+    or settled."""
+    delivery = Delivery.objects.select_related("webhook").filter(pk=delivery_pk).first()
+    if delivery is None or delivery.status != Delivery.Status.PENDING:
+        return None, 0
+    hook = delivery.webhook
+    body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "X-Dockyard-Event": delivery.event,
+        "X-Dockyard-Delivery": str(delivery.delivery_id),
+        "X-Dockyard-Signature-256": sign(hook.secret, body),
+    }
+    result = client.deliver(
+        hook.url,
+        body,
+        headers,
+        timeout=settings.WEBHOOK_TIMEOUT,
+        allow_private=settings.WEBHOOK_ALLOW_PRIVATE_TARGETS,
+    )
+    number = delivery.attempts.count() + 1
+    Attempt.objects.create(
+        delivery=delivery,
+        number=number,
+        duration_ms=result.duration_ms,
+        status_code=result.status_code,
+        error=result.error[:500],
+        response_body=result.body[:1024],
+    )
+    if result.ok:
+        Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.DELIVERED)
+    elif not result.retryable or number >= settings.WEBHOOK_MAX_ATTEMPTS or result.error.startswith("refused"):
+        Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.FAILED)
+    return result, number
+
+
+@transaction.atomic
+def redeliver(*, delivery: Delivery, actor) -> Delivery:
+    again = Delivery.objects.create(
+        webhook=delivery.webhook, event=delivery.event, payload=delivery.payload, redelivery_of=delivery
+    )
+    audit_record(
+        action="webhook.redeliver", actor=actor, target=delivery.webhook, data={"of": str(delivery.delivery_id)}
+    )
+    transaction.on_commit(lambda: enqueue(again.pk))
+    return again
+
+
+@transaction.atomic
+def send_test(*, webhook: Webhook, actor) -> Delivery:
+    payload: dict[str, Any] = {"event": "ping", "webhook": webhook.name, "sent_at": int(timezone.now().timestamp())}
+    if webhook.repository_id:
+        payload["repository"] = repository_payload(webhook.repository)
+    delivery = Delivery.objects.create(webhook=webhook, event=Event.PING, payload=payload)
+    transaction.on_commit(lambda: enqueue(delivery.pk))
+    return delivery
+
+
+# --- managing ------------------------------------------------------------------------------
+
+
+def _scope_name(webhook: Webhook) -> tuple[str, str]:
+    if webhook.repository_id:
+        return webhook.repository.namespace.name, webhook.repository.full_name
+    return webhook.organization.name, ""
+
+
+@transaction.atomic
+def webhook_create(
+    *,
+    actor,
+    name: str,
+    url: str,
+    repository=None,
+    organization=None,
+    events=None,
+    tag_pattern: str = "",
+    secret: str | None = None,
+) -> Webhook:
+    unknown = set(events or []) - set(Event.values)
+    if unknown:
+        from django.core.exceptions import ValidationError
+
+        raise ValidationError({"events": f"Unknown events: {', '.join(sorted(unknown))}."})
+    webhook = Webhook(
+        repository=repository,
+        organization=organization,
+        name=name,
+        url=url,
+        events=list(events or []),
+        tag_pattern=tag_pattern,
+        secret=secret or secrets.token_urlsafe(32),
+    )
+    webhook.full_clean()
+    webhook.save()
+    namespace, repo = _scope_name(webhook)
+    audit_record(
+        action="webhook.create",
+        actor=actor,
+        target=webhook,
+        namespace=namespace,
+        repository=repo,
+        data={"url": url, "events": webhook.events},
+    )
+    return webhook
+
+
+@transaction.atomic
+def webhook_update(*, webhook: Webhook, actor, **changes) -> Webhook:
+    for key, value in changes.items():
+        setattr(webhook, key, value)
+    webhook.full_clean()
+    webhook.save()
+    namespace, repo = _scope_name(webhook)
+    audit_record(
+        action="webhook.update",
+        actor=actor,
+        target=webhook,
+        namespace=namespace,
+        repository=repo,
+        data={k: v for k, v in changes.items() if k != "secret"},
+    )
+    return webhook
+
+
+@transaction.atomic
+def webhook_delete(*, webhook: Webhook, actor) -> None:
+    namespace, repo = _scope_name(webhook)
+    audit_record(action="webhook.delete", actor=actor, target=webhook, namespace=namespace, repository=repo)
+    webhook.delete()
