@@ -1,15 +1,30 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from accounts import views as account_views
 from portal.health import healthz
 from repositories import registry_views, views
 from repositories.admin_views import effective_access
 from repositories.api.views import DockerSearchView
 
+NS = r"(?P<namespace>[a-z0-9]+(?:[._-][a-z0-9]+)*)"
+NAME = r"(?P<name>[a-z0-9][a-z0-9._/-]*?)"
+
 urlpatterns = [
     path("", views.home, name="home"),
-    path("r/<str:namespace>/<path:name>/", views.repository_detail, name="repository"),
+    path("search/", views.search, name="search"),
+    re_path(
+        rf"^r/{NS}/{NAME}/tags/(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})/delete/$",
+        views.tag_delete,
+        name="tag-delete",
+    ),
+    re_path(rf"^r/{NS}/{NAME}/tags/$", views.repository_tags, name="repository-tags"),
+    re_path(rf"^r/{NS}/{NAME}/settings/$", views.repository_settings, name="repository-settings"),
+    re_path(rf"^r/{NS}/{NAME}/star/$", views.star, name="repository-star"),
+    re_path(rf"^r/{NS}/{NAME}/$", views.repository_detail, name="repository"),
+    path("u/<str:name>/", views.namespace_page, name="namespace"),
+    path("settings/tokens/", account_views.access_tokens, name="access-tokens"),
     path("healthz", healthz, name="healthz"),
     path("auth/token", registry_views.token_view, name="registry-token"),
     path("api/v1/registry/events", registry_views.events_view, name="registry-events"),

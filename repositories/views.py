@@ -1,28 +1,303 @@
+"""Server-rendered pages. Thin: access.py decides, selectors read, services write (the same
+ones the API calls). Private and missing repositories are the same 404."""
+
 from __future__ import annotations
 
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+import datetime as dt
 
-from repositories import access, selectors
-from repositories.models import Repository
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts.models import Level, Membership, Organization, Robot, Team, User
+from repositories import access, selectors, services
+from repositories.forms import DeleteRepositoryForm, DescriptionForm, GrantForm, VisibilityForm, WebhookForm
+from repositories.markdown import render_markdown
+from repositories.models import DailyPulls, Repository, RepositoryGrant, Tag
+from repositories.registry.client import RegistryError
+from webhooks import services as webhook_services
+from webhooks.models import Webhook
+
+LEVELS = {"read": Level.READ, "write": Level.WRITE, "admin": Level.ADMIN}
+
+
+def _actor(request: HttpRequest) -> access.Actor:
+    return access.actor_for_user(request.user)
+
+
+def _repository(request: HttpRequest, namespace: str, name: str, level: Level = Level.READ):
+    repository = (
+        Repository.objects.select_related("namespace").filter(full_name=f"{namespace}/{name.strip('/')}").first()
+    )
+    if repository is None:
+        raise Http404("No such repository.")
+    decision = access.decide(_actor(request), repository.namespace, repository.name, repository)
+    if not decision.allows(Level.READ):
+        raise Http404("No such repository.")
+    if not decision.allows(level):
+        raise PermissionDenied(f"This needs {level.label} access to {repository.full_name}.")
+    return repository, decision
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    actor = access.actor_for_user(request.user)
-    repositories = selectors.repository_list(actor=actor)
-    return render(request, "repositories/home.html", {"repositories": repositories})
+    actor = _actor(request)
+    visible = access.visible_repositories(actor).select_related("namespace")
+    context = {
+        "recent": visible.filter(last_pushed_at__isnull=False).order_by("-last_pushed_at")[:8],
+        "popular": visible.order_by("-pull_count", "full_name")[:8],
+    }
+    if request.user.is_authenticated:
+        mine = Q(namespace__user=request.user) | Q(
+            namespace__organization__in=Organization.objects.filter(memberships__user=request.user)
+        )
+        context["mine"] = visible.filter(mine).order_by("-last_pushed_at", "full_name")[:12]
+        context["starred"] = visible.filter(stars__user=request.user).order_by("full_name")[:12]
+    return render(request, "repositories/home.html", context)
+
+
+SORTS = {"relevance": "relevance", "pulls": "pulls", "stars": "stars", "updated": "updated"}
+
+
+def search(request: HttpRequest) -> HttpResponse:
+    actor = _actor(request)
+    q = request.GET.get("q", "").replace("\x00", "")[:100]
+    namespace = request.GET.get("namespace", "").replace("\x00", "")[:64]
+    sort = SORTS.get(request.GET.get("sort", ""), "")
+    qs = selectors.repository_search(
+        actor=actor,
+        q=q,
+        namespace=namespace,
+        starred_by=request.user if request.GET.get("starred") and request.user.is_authenticated else None,
+        architecture=request.GET.get("arch", "").replace("\x00", "")[:32],
+        ordering=sort,
+    ).defer("full_description")
+    if request.GET.get("mine") and request.user.is_authenticated:
+        qs = qs.filter(
+            Q(namespace__user=request.user)
+            | Q(namespace__organization__in=Organization.objects.filter(memberships__user=request.user))
+        )
+    page = Paginator(qs, 20).get_page(request.GET.get("page"))
+    return render(request, "repositories/search.html", {"page": page, "q": q, "sort": sort or "relevance"})
+
+
+def _pulls_chart(repository: Repository) -> list[dict]:
+    today = timezone.now().date()
+    counts = dict(
+        DailyPulls.objects.filter(repository=repository, day__gte=today - dt.timedelta(days=29)).values_list(
+            "day", "count"
+        )
+    )
+    days = [today - dt.timedelta(days=29 - i) for i in range(30)]
+    peak = max(counts.values(), default=0) or 1
+    bars = []
+    for i, day in enumerate(days):
+        height = round(96 * counts.get(day, 0) / peak)
+        bars.append({"day": day, "count": counts.get(day, 0), "x": i * 10, "y": 100 - height, "height": height})
+    return bars
+
+
+def _repository_context(request: HttpRequest, repository: Repository, decision, tab: str) -> dict:
+    return {
+        "repository": repository,
+        "tab": tab,
+        "is_admin": decision.allows(Level.ADMIN),
+        "is_starred": request.user.is_authenticated and repository.stars.filter(user=request.user).exists(),
+    }
 
 
 def repository_detail(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
-    actor = access.actor_for_user(request.user)
-    repository = (
-        Repository.objects.select_related("namespace").filter(namespace__name=namespace, name=name.rstrip("/")).first()
+    repository, decision = _repository(request, namespace, name)
+    context = _repository_context(request, repository, decision, "overview")
+    context["overview"] = render_markdown(repository.full_description)
+    context["pulls"] = _pulls_chart(repository)
+    context["activity"] = selectors.repository_activity(repository=repository)
+    context["latest_tags"] = selectors.tags_by_name(
+        repository=repository, names=selectors.tag_page_names(repository=repository, ordering="newest")[:5]
     )
-    # Private and missing look the same: one 404.
-    if repository is None or not access.decide(actor, repository.namespace, repository.name, repository).allows(
-        access.Level.READ
-    ):
-        raise Http404("No such repository.")
-    tags = selectors.repository_tags(repository=repository)
-    activity = selectors.repository_activity(repository=repository)
-    return render(request, "repositories/detail.html", {"repository": repository, "tags": tags, "activity": activity})
+    return render(request, "repositories/detail.html", context)
+
+
+def repository_tags(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
+    repository, decision = _repository(request, namespace, name)
+    ordering = request.GET.get("sort", "newest")
+    if ordering not in ("newest", "name", "version"):
+        ordering = "newest"
+    name_filter = request.GET.get("name", "").replace("\x00", "")[:128]
+    names = selectors.tag_page_names(repository=repository, ordering=ordering, name_filter=name_filter)
+    page = Paginator(names, 25).get_page(request.GET.get("page"))
+    context = _repository_context(request, repository, decision, "tags")
+    context.update(
+        page=page,
+        tags=selectors.tags_by_name(repository=repository, names=list(page.object_list)),
+        sort=ordering,
+        name_filter=name_filter,
+    )
+    return render(request, "repositories/tags.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def tag_delete(request: HttpRequest, namespace: str, name: str, tag: str) -> HttpResponse:
+    repository, decision = _repository(request, namespace, name, Level.ADMIN)
+    found = Tag.objects.select_related("manifest").filter(repository=repository, name=tag).first()
+    if found is None:
+        raise Http404("No such tag.")
+    siblings = sorted(Tag.objects.filter(repository=repository, manifest=found.manifest).values_list("name", flat=True))
+    if request.method == "POST":
+        try:
+            _digest, deleted = services.tag_delete(
+                repository=repository, tag_name=tag, actor=request.user, confirm=True
+            )
+        except RegistryError:
+            messages.error(request, "The registry could not be reached; nothing was deleted. Try again later.")
+        else:
+            messages.success(request, f"Deleted {', '.join(deleted)} ({found.manifest.digest[:19]}).")
+            return redirect("repository-tags", namespace=namespace, name=repository.name)
+    context = _repository_context(request, repository, decision, "tags")
+    context.update(tag=found, siblings=siblings)
+    return render(request, "repositories/tag_delete.html", context)
+
+
+@login_required
+@require_POST
+def star(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
+    repository, _ = _repository(request, namespace, name)
+    starred = request.POST.get("star") == "1"
+    services.star_set(repository=repository, user=request.user, starred=starred)
+    messages.success(request, f"{'Starred' if starred else 'Unstarred'} {repository.full_name}.")
+    return redirect("repository", namespace=namespace, name=repository.name)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def repository_settings(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
+    repository, decision = _repository(request, namespace, name, Level.ADMIN)
+    action = request.POST.get("action", "")
+    description_form = DescriptionForm(
+        request.POST if action in ("describe", "preview") else None,
+        initial={"short_description": repository.short_description, "full_description": repository.full_description},
+    )
+    visibility_form = VisibilityForm(
+        request.POST if action == "visibility" else None, initial={"visibility": repository.visibility}
+    )
+    grant_form = GrantForm(request.POST if action == "grant" else None)
+    webhook_form = WebhookForm(request.POST if action == "webhook" else None)
+    delete_form = DeleteRepositoryForm(request.POST if action == "delete" else None, full_name=repository.full_name)
+    context = _repository_context(request, repository, decision, "settings")
+    here = redirect("repository-settings", namespace=namespace, name=repository.name)
+
+    if action == "preview" and description_form.is_valid():
+        context["preview"] = render_markdown(description_form.cleaned_data["full_description"])
+    elif action == "describe" and description_form.is_valid():
+        services.repository_update(repository=repository, actor=request.user, **description_form.cleaned_data)
+        messages.success(request, "Descriptions saved.")
+        return here
+    elif action == "visibility" and visibility_form.is_valid():
+        services.repository_update(
+            repository=repository, actor=request.user, visibility=visibility_form.cleaned_data["visibility"]
+        )
+        messages.success(request, f"{repository.full_name} is now {repository.get_visibility_display().lower()}.")
+        return here
+    elif action == "grant" and grant_form.is_valid():
+        holder = _grant_holder(repository, grant_form.cleaned_data["kind"], grant_form.cleaned_data["holder"])
+        if holder is None:
+            grant_form.add_error("holder", "No such team, user or robot here.")
+        else:
+            services.grant_set(
+                repository=repository, level=LEVELS[grant_form.cleaned_data["level"]], actor=request.user, **holder
+            )
+            messages.success(request, "Permission granted.")
+            return here
+    elif action == "revoke":
+        grant = RepositoryGrant.objects.filter(repository=repository, pk=request.POST.get("grant")).first()
+        if grant is not None:
+            services.grant_delete(grant=grant, actor=request.user)
+            messages.success(request, "Permission removed.")
+        return here
+    elif action == "webhook" and webhook_form.is_valid():
+        try:
+            hook = webhook_services.webhook_create(
+                actor=request.user, repository=repository, **webhook_form.cleaned_data
+            )
+        except ValidationError as exc:
+            webhook_form.add_error(None, exc)
+        else:
+            context["new_webhook_secret"] = (hook.name, hook.secret)  # shown once, on this page only
+            webhook_form = WebhookForm()
+    elif action in ("webhook-delete", "webhook-test"):
+        hook = Webhook.objects.filter(repository=repository, pk=request.POST.get("webhook")).first()
+        if hook is not None and action == "webhook-delete":
+            webhook_services.webhook_delete(webhook=hook, actor=request.user)
+            messages.success(request, f"Webhook {hook.name} deleted.")
+        elif hook is not None:
+            webhook_services.send_test(webhook=hook, actor=request.user)
+            messages.success(request, f"A test delivery to {hook.name} is on its way.")
+        return here
+    elif action == "delete" and delete_form.is_valid():
+        try:
+            services.repository_delete(repository=repository, actor=request.user)
+        except RegistryError:
+            messages.error(request, "The registry could not be reached; nothing was deleted. Try again later.")
+            return here
+        messages.success(request, f"Deleted {repository.full_name}.")
+        return redirect("home")
+
+    context.update(
+        description_form=description_form,
+        visibility_form=visibility_form,
+        grant_form=grant_form,
+        webhook_form=webhook_form,
+        delete_form=delete_form,
+        grants=selectors.repository_grants(repository=repository),
+        webhooks=Webhook.objects.filter(repository=repository).order_by("name"),
+    )
+    forms_sent = [f for f in (description_form, visibility_form, grant_form, webhook_form, delete_form) if f.is_bound]
+    status = 400 if any(f.errors for f in forms_sent) else 200
+    return render(request, "repositories/settings.html", context, status=status)
+
+
+def _grant_holder(repository: Repository, kind: str, name: str) -> dict | None:
+    org_id = repository.namespace.organization_id
+    if kind == "team":
+        team = Team.objects.filter(organization_id=org_id, name=name).first() if org_id else None
+        return {"team": team} if team else None
+    if kind == "robot":
+        robot = Robot.objects.filter(organization_id=org_id, name=name.split("+")[-1]).first() if org_id else None
+        return {"robot": robot} if robot else None
+    user = User.objects.filter(username=name.lower(), is_active=True).first()
+    return {"user": user} if user else None
+
+
+def namespace_page(request: HttpRequest, name: str) -> HttpResponse:
+    """A user's profile or an organization's page: its repositories the visitor can see."""
+    actor = _actor(request)
+    repositories = (
+        access.visible_repositories(actor)
+        .filter(namespace__name=name)
+        .select_related("namespace")
+        .order_by("full_name")
+    )
+    organization = Organization.objects.filter(name=name).first()
+    profile = None if organization else User.objects.filter(username=name, is_active=True).first()
+    if organization is None and profile is None:
+        raise Http404("No such user or organization.")
+    context = {
+        "name": name,
+        "organization": organization,
+        "profile": profile,
+        "page": Paginator(repositories, 30).get_page(request.GET.get("page")),
+    }
+    if organization is not None and access.may_see_organization_internals(actor, organization):
+        members = Membership.objects.filter(organization=organization).select_related("user")
+        context["members"] = members.order_by("user__username")
+        context["teams"] = organization.teams.order_by("name")
+        from audit.models import AuditEvent
+
+        context["activity"] = AuditEvent.objects.filter(namespace=organization.name).order_by("-created_at", "-pk")[:20]
+    return render(request, "repositories/namespace.html", context)

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from django import forms
+
+from accounts.models import Visibility
+from webhooks.models import Event
+
+LEVEL_CHOICES = [("read", "Read (pull)"), ("write", "Write (pull, push)"), ("admin", "Admin (everything)")]
+
+
+class DescriptionForm(forms.Form):
+    short_description = forms.CharField(
+        label="Short description",
+        max_length=100,
+        required=False,
+        help_text="Shown in lists and search (100 characters).",
+    )
+    full_description = forms.CharField(
+        label="Overview (Markdown)", max_length=25000, required=False, widget=forms.Textarea(attrs={"rows": 14})
+    )
+
+
+class VisibilityForm(forms.Form):
+    visibility = forms.ChoiceField(label="Visibility", choices=Visibility.choices, widget=forms.RadioSelect)
+
+
+class GrantForm(forms.Form):
+    kind = forms.ChoiceField(label="Give", choices=[("team", "Team"), ("user", "User"), ("robot", "Robot")])
+    holder = forms.CharField(label="Name", max_length=150)
+    level = forms.ChoiceField(label="Level", choices=LEVEL_CHOICES)
+
+
+class WebhookForm(forms.Form):
+    name = forms.CharField(label="Name", max_length=100)
+    url = forms.URLField(label="URL", max_length=500, assume_scheme="https")
+    events = forms.MultipleChoiceField(
+        label="Events",
+        choices=[c for c in Event.choices if c[0] != Event.PING],
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="None ticked: all events.",
+    )
+    tag_pattern = forms.CharField(label="Tag pattern", max_length=100, required=False, help_text="e.g. v* or release-*")
+
+
+class DeleteRepositoryForm(forms.Form):
+    confirm = forms.CharField(label="Type the repository's full name to confirm", max_length=255)
+
+    def __init__(self, *args, full_name: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.full_name = full_name
+
+    def clean_confirm(self) -> str:
+        if self.cleaned_data["confirm"].strip() != self.full_name:
+            raise forms.ValidationError(f"Type {self.full_name} exactly.")
+        return self.cleaned_data["confirm"]
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(label="Name", max_length=100, help_text="e.g. the CI job or laptop that uses it")
+    scope = forms.ChoiceField(
+        label="Access",
+        choices=[
+            ("read", "Read-only (pull)"),
+            ("write", "Read & write (pull, push)"),
+            ("delete", "Read, write & delete"),
+        ],
+    )
+    expires = forms.ChoiceField(
+        label="Expires",
+        choices=[("30", "in 30 days"), ("90", "in 90 days"), ("365", "in a year"), ("", "never")],
+        required=False,
+    )
+    limits = forms.CharField(
+        label="Only these namespaces or repositories",
+        required=False,
+        max_length=1000,
+        help_text="Optional, comma-separated, e.g. acme, alice/tool. Empty: everything you can reach.",
+    )
+
+    def clean_limits(self) -> list[str]:
+        names = [n.strip().lower() for n in self.cleaned_data["limits"].split(",") if n.strip()]
+        for name in names:
+            if len(name) > 255 or " " in name:
+                raise forms.ValidationError(f"{name!r} is not a namespace or repository name.")
+        return names[:50]

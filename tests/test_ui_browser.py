@@ -1,0 +1,134 @@
+"""The portal in a real browser (Playwright driving Debian's Chromium) with the real registry:
+sign up, a token made in the UI pushes with skopeo, the tag shows, a hostile description is
+rendered harmless, search respects privacy, a tag is deleted; axe-core finds no serious or
+critical accessibility violation; screenshots of key pages land in docs/screenshots/."""
+
+from pathlib import Path
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+
+from accounts.services import user_create
+from repositories.models import Tag
+from repositories.oci_layout import write_image
+from tests.helpers import push
+from tests.services import ROOT, wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.registry]
+SHOTS = ROOT / "docs" / "screenshots"
+PASSWORD = "a long enough password 42"
+
+
+def sign_up(page, base: str, username: str) -> None:
+    page.goto(f"{base}/accounts/signup/")
+    page.fill("input[name=email]", f"{username}@example.org")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password1]", PASSWORD)
+    page.fill("input[name=password2]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")
+
+
+def check_accessibility(page) -> None:
+    results = Axe().run(page)
+    serious = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+    assert serious == [], [(v["id"], v["help"], [n["target"] for n in v["nodes"]][:3]) for v in serious]
+
+
+def shoot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}-desktop.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=str(SHOTS / f"{name}-phone.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+
+def test_a_person_signs_up_pushes_describes_searches_and_deletes(live_server, registry, celery_worker, page, tmp_path):
+    base = live_server.url
+    sign_up(page, base, "dana")
+    assert "dana" in page.inner_text("header")
+    check_accessibility(page)
+
+    # A token made in the UI, shown once with its docker login line, pushes with skopeo.
+    page.goto(f"{base}/settings/tokens/")
+    page.fill("#id_name", "laptop")
+    page.select_option("#id_scope", "delete")
+    page.click("button[value=create]")
+    secret = page.input_value("#token-secret")
+    assert secret.startswith("dy_pat_")
+    assert "docker login" in page.inner_text("#login-line")
+    check_accessibility(page)
+    page.goto(f"{base}/settings/tokens/")
+    assert secret not in page.content()  # never shown again
+
+    image = write_image(tmp_path / "img", "1.0", content="ui", arch="arm64")
+    write_image(tmp_path / "img", "latest", content="ui", arch="arm64")
+    for tag in ("1.0", "latest"):
+        result = push(tmp_path / "img", tag, registry.host, f"dana/web-app:{tag}", creds=f"dana:{secret}")
+        assert result.returncode == 0, result.stderr
+    wait_until(lambda: Tag.objects.filter(repository__full_name="dana/web-app").count() == 2, timeout=30, what="tags")
+
+    page.goto(f"{base}/r/dana/web-app/tags/")
+    rows = page.locator("table.tags tbody tr").all_inner_texts()
+    assert any("1.0" in row and "linux/arm64" in row for row in rows)
+    assert image.top.digest.split(":")[1][:12] in page.content()
+    check_accessibility(page)
+
+    # A description with a script and an onerror handler is rendered without them.
+    page.goto(f"{base}/r/dana/web-app/settings/")
+    page.fill("#id_short_description", "The dana web app")
+    page.fill(
+        "#id_full_description",
+        '# Web app\n\n<script>window.pwned = 1</script>\n\n<img src=x onerror="window.pwned = 2">\n\n'
+        "| a | b |\n|---|---|\n| 1 | 2 |\n\n```python\nprint('hi')\n```\n",
+    )
+    page.click("button[value=preview]")
+    assert page.locator("#preview h1").inner_text() == "Web app"
+    page.click("button[value=describe]")
+    page.goto(f"{base}/r/dana/web-app/")
+    assert page.locator("article.overview table").count() == 1
+    assert page.locator("article.overview .highlight").count() == 1
+    assert page.locator("article.overview script").count() == 0
+    assert page.locator("article.overview img").get_attribute("onerror") is None
+    assert page.evaluate("window.pwned") is None
+    check_accessibility(page)
+    shoot(page, "repository")
+
+    # Search: the owner finds the private repository, an outsider does not.
+    page.goto(f"{base}/search/?q=web")
+    assert "dana/web-app" in page.inner_text("main")
+    assert page.locator("mark").count() >= 1
+    check_accessibility(page)
+    shoot(page, "search")
+    user_create(username="eve", password=PASSWORD)
+    other = page.context.browser.new_context().new_page()
+    other.goto(f"{base}/accounts/login/")
+    other.fill("input[name=login]", "eve")
+    other.fill("input[name=password]", PASSWORD)
+    other.click("button[type=submit]")
+    other.wait_for_url(f"{base}/")
+    other.goto(f"{base}/search/?q=web")
+    assert "dana/web-app" not in other.inner_text("main")
+    assert other.goto(f"{base}/r/dana/web-app/").status == 404
+    other.context.close()
+
+    # Deleting a tag names every tag that goes with its digest.
+    page.goto(f"{base}/r/dana/web-app/tags/")
+    page.click("a[href$='/tags/1.0/delete/']")
+    assert page.locator("#doomed-tags li").all_inner_texts() == ["1.0", "latest"]
+    check_accessibility(page)
+    page.click("button.danger")
+    assert "Deleted 1.0, latest" in page.inner_text(".messages")
+    assert not Tag.objects.filter(repository__full_name="dana/web-app").exists()
+    shoot(page, "tags")
+
+    page.goto(f"{base}/")
+    check_accessibility(page)
+    shoot(page, "home")
+
+
+def test_screenshots_are_committed():
+    """The README shows them; this fails if a page's screenshot is missing from the tree."""
+    for name in ("home", "repository", "search", "tags"):
+        for size in ("desktop", "phone"):
+            assert (SHOTS / f"{name}-{size}.png").exists() or not Path(ROOT / ".git").exists()
