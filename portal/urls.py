@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import views as account_views
 from portal.health import healthz
-from repositories import registry_views, views
+from repositories import org_views, registry_views, views
 from repositories.admin_views import effective_access
 from repositories.api.views import DockerSearchView
 
@@ -23,6 +23,9 @@ urlpatterns = [
     re_path(rf"^r/{NS}/{NAME}/settings/$", views.repository_settings, name="repository-settings"),
     re_path(rf"^r/{NS}/{NAME}/star/$", views.star, name="repository-star"),
     re_path(rf"^r/{NS}/{NAME}/$", views.repository_detail, name="repository"),
+    path("new/", org_views.repository_create, name="repository-create"),
+    path("orgs/new/", org_views.organization_create, name="organization-create"),
+    path("u/<str:name>/settings/", org_views.organization_settings, name="organization-settings"),
     path("u/<str:name>/", views.namespace_page, name="namespace"),
     path("settings/tokens/", account_views.access_tokens, name="access-tokens"),
     path("healthz", healthz, name="healthz"),

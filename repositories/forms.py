@@ -84,3 +84,55 @@ class TokenForm(forms.Form):
             if len(name) > 255 or " " in name:
                 raise forms.ValidationError(f"{name!r} is not a namespace or repository name.")
         return names[:50]
+
+
+class RepositoryCreateForm(forms.Form):
+    namespace = forms.ChoiceField(label="Namespace")
+    name = forms.CharField(
+        label="Name", max_length=200, help_text="Lowercase letters, digits, . _ - and / between path components."
+    )
+    visibility = forms.ChoiceField(
+        label="Visibility", choices=Visibility.choices, initial=Visibility.PRIVATE, widget=forms.RadioSelect
+    )
+    short_description = forms.CharField(label="Short description", max_length=100, required=False)
+
+    def __init__(self, *args, namespaces: list[str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["namespace"].choices = [(n, n) for n in namespaces]
+
+
+class OrganizationCreateForm(forms.Form):
+    name = forms.CharField(label="Name", max_length=64, help_text="Also the namespace: acme/app.")
+    display_name = forms.CharField(label="Display name", max_length=150, required=False)
+
+
+class OrganizationSettingsForm(forms.Form):
+    display_name = forms.CharField(label="Display name", max_length=150, required=False)
+    description = forms.CharField(label="Description", max_length=300, required=False)
+    email = forms.EmailField(label="Contact email", required=False)
+
+
+class MemberForm(forms.Form):
+    username = forms.CharField(label="Username", max_length=150)
+    role = forms.ChoiceField(label="Role", choices=[("member", "Member"), ("owner", "Owner")])
+
+
+class TeamForm(forms.Form):
+    name = forms.CharField(label="Team name", max_length=64)
+    description = forms.CharField(label="Description", max_length=300, required=False)
+
+
+class TeamMemberForm(forms.Form):
+    team = forms.CharField(label="Team", max_length=64)
+    username = forms.CharField(label="Member", max_length=150)
+
+
+class AccessRuleForm(forms.Form):
+    holder = forms.CharField(label="Team or robot", max_length=150, help_text="a team's name, or robot:<name>")
+    pattern = forms.CharField(label="Repository pattern", max_length=200, help_text="e.g. ci-* or base/*")
+    level = forms.ChoiceField(label="Level", choices=LEVEL_CHOICES)
+
+
+class RobotForm(forms.Form):
+    name = forms.CharField(label="Robot name", max_length=64)
+    description = forms.CharField(label="Description", max_length=300, required=False)

@@ -293,6 +293,7 @@ def namespace_page(request: HttpRequest, name: str) -> HttpResponse:
         "profile": profile,
         "page": Paginator(repositories, 30).get_page(request.GET.get("page")),
     }
+    context["can_manage"] = organization is not None and access.may_manage_organization(actor, organization)
     if organization is not None and access.may_see_organization_internals(actor, organization):
         members = Membership.objects.filter(organization=organization).select_related("user")
         context["members"] = members.order_by("user__username")

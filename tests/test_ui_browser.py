@@ -132,3 +132,47 @@ def test_screenshots_are_committed():
     for name in ("home", "repository", "search", "tags"):
         for size in ("desktop", "phone"):
             assert (SHOTS / f"{name}-{size}.png").exists() or not Path(ROOT / ".git").exists()
+
+
+def test_an_owner_builds_an_organization_and_only_its_team_finds_the_private_repository(live_server, page, browser):
+    base = live_server.url
+    user_create(username="erin", password=PASSWORD)
+    user_create(username="frank", password=PASSWORD)
+    sign_up(page, base, "olive")
+    page.goto(f"{base}/orgs/new/")
+    page.fill("#id_name", "olive-co")
+    page.click("button.primary")
+    page.wait_for_url(f"{base}/u/olive-co/settings/")
+    check_accessibility(page)
+    for username in ("erin",):
+        page.fill("#id_username", username)
+        page.click("button[value=member]")
+    page.fill("#id_name", "devs")
+    page.click("button[value=team]")
+    page.fill("#id_team", "devs")
+    page.fill("form:has(button[value=team_member]) #id_username", "erin")
+    page.click("button[value=team_member]")
+    page.fill("#id_holder", "devs")
+    page.fill("#id_pattern", "*")
+    page.select_option("#id_level", "read")
+    page.click("button[value=rule]")
+    assert "erin" in page.inner_text("#teams")
+    shoot(page, "organization")
+
+    page.goto(f"{base}/new/?namespace=olive-co")
+    page.fill("#id_name", "secret-app")
+    page.check("input[name=visibility][value=private]")
+    page.click("button.primary")
+    page.wait_for_url(f"{base}/r/olive-co/secret-app/")
+
+    for username, finds in (("erin", True), ("frank", False)):
+        context = browser.new_context()
+        other = context.new_page()
+        other.goto(f"{base}/accounts/login/")
+        other.fill("input[name=login]", username)
+        other.fill("input[name=password]", PASSWORD)
+        other.click("button[type=submit]")
+        other.wait_for_url(f"{base}/")
+        other.goto(f"{base}/search/?q=secret")
+        assert ("olive-co/secret-app" in other.inner_text("main")) is finds, username
+        context.close()
