@@ -82,7 +82,7 @@ def main() -> None:
         DailyPulls.objects.bulk_create(
             DailyPulls(
                 repository=repository,
-                day=__import__("datetime").date.today() - __import__("datetime").timedelta(days=d),
+                day=dt.date.today() - dt.timedelta(days=d),
                 count=d * 3,
             )
             for d in range(30)
