@@ -294,6 +294,14 @@ def namespace_page(request: HttpRequest, name: str) -> HttpResponse:
         "page": Paginator(repositories, 30).get_page(request.GET.get("page")),
     }
     context["can_manage"] = organization is not None and access.may_manage_organization(actor, organization)
+    if profile is not None:
+        from audit.models import AuditEvent
+
+        # What this user did, to repositories the visitor may see.
+        visible_names = access.visible_repositories(actor).values("full_name")
+        context["activity"] = AuditEvent.objects.filter(
+            Q(actor=profile) | Q(actor_name=profile.username), repository__in=visible_names
+        ).order_by("-created_at", "-pk")[:20]
     if organization is not None and access.may_see_organization_internals(actor, organization):
         members = Membership.objects.filter(organization=organization).select_related("user")
         context["members"] = members.order_by("user__username")

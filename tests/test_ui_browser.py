@@ -176,3 +176,14 @@ def test_an_owner_builds_an_organization_and_only_its_team_finds_the_private_rep
         other.goto(f"{base}/search/?q=secret")
         assert ("olive-co/secret-app" in other.inner_text("main")) is finds, username
         context.close()
+
+
+def test_account_pages_pass_the_accessibility_check(live_server, page):
+    base = live_server.url
+    for url in ("/accounts/login/", "/accounts/signup/", "/accounts/password/reset/"):
+        page.goto(base + url)
+        check_accessibility(page)
+    sign_up(page, base, "axel")
+    for url in ("/accounts/email/", "/accounts/2fa/", "/accounts/2fa/totp/activate/", "/new/", "/orgs/new/"):
+        page.goto(base + url)
+        check_accessibility(page)

@@ -87,3 +87,35 @@ def test_404_and_403_pages_are_the_sites_own(client, bob, acme):
     client.force_login(bob)
     missing = client.get("/r/nobody/nothing/")
     assert missing.status_code == 404 and b"Dockyard" in missing.content
+
+
+def test_a_users_page_shows_activity_only_on_repositories_the_visitor_sees(client, alice, bob):
+    from accounts.models import Namespace, Visibility
+    from repositories.services import repository_create, repository_update
+
+    ns = Namespace.objects.get(name="alice")
+    public = repository_create(namespace=ns, name="open", actor=alice, actor_name="alice", visibility=Visibility.PUBLIC)
+    private = repository_create(namespace=ns, name="closed", actor=alice, actor_name="alice")
+    repository_update(repository=public, actor=alice, short_description="hello")
+    repository_update(repository=private, actor=alice, short_description="hidden")
+    client.force_login(bob)
+    page = client.get("/u/alice/").content.decode()
+    assert "alice/open" in page and "alice/closed" not in page
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/accounts/email/", "/accounts/password/change/", "/accounts/2fa/", "/accounts/reauthenticate/"],
+)
+def test_account_pages_render_in_the_sites_layout(client, alice, url):
+    client.force_login(alice)
+    response = client.get(url)
+    assert response.status_code == 200
+    assert b'class="topbar"' in response.content  # the site's header, not allauth's bare layout
+
+
+@pytest.mark.parametrize("url", ["/accounts/login/", "/accounts/signup/", "/accounts/password/reset/"])
+def test_anonymous_account_pages_render_in_the_sites_layout(client, db, url):
+    response = client.get(url)
+    assert response.status_code == 200
+    assert b'class="topbar"' in response.content
