@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := docker-registry skopeo redis-server redis-tools postgresql umoci wrk chromium
+APT_PACKAGES := docker-registry skopeo redis-server redis-tools postgresql umoci wrk chromium nginx
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test deps system-deps venv lint format clean

@@ -217,8 +217,16 @@ def browser():
 
 @pytest.fixture
 def page(browser):
+    """A browser page. The test fails if Chromium reports any content-security-policy
+    violation: the UI must live within the policy production sends."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(15_000)
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None,
+    )
     yield page
     context.close()
+    assert violations == [], violations

@@ -126,6 +126,10 @@ def test_a_person_signs_up_pushes_describes_searches_and_deletes(live_server, re
     check_accessibility(page)
     shoot(page, "home")
 
+    # The API docs (Swagger UI, served from this host) start under the same policy.
+    page.goto(f"{base}/api/v1/docs/")
+    page.wait_for_selector(".swagger-ui .info")
+
 
 def test_screenshots_are_committed():
     """The README shows them; this fails if a page's screenshot is missing from the tree."""

@@ -1,0 +1,172 @@
+"""The docker-compose topology without Docker: gunicorn (production settings), a Celery worker,
+the registry and Debian's nginx with the very nginx template compose uses. skopeo pushes and
+pulls through nginx's single port, and the tag is read back from the API on that same port."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import requests
+from django.conf import settings
+
+from accounts.services import access_token_create
+from repositories.oci_layout import write_image
+from repositories.registry.config import render_config
+from repositories.registry.token import BUNDLE_FILE
+from tests import services
+from tests.conftest import worker_env
+from tests.helpers import inspect, push
+
+pytestmark = [pytest.mark.registry]
+TEMPLATE = services.ROOT / "deploy" / "nginx" / "default.conf.template"
+
+
+def render_template(values: dict[str, str]) -> str:
+    """What the nginx image's entrypoint does: fill ${NAME} from the environment, leave nginx's
+    own $variables alone."""
+    text = TEMPLATE.read_text()
+    names = set(re.findall(r"\$\{([A-Z_]+)\}", text))
+    assert names == set(values), names
+    for name, value in values.items():
+        text = text.replace("${" + name + "}", value)
+    return text
+
+
+@pytest.fixture
+def topology(transactional_db, redis_server, tmp_path, test_settings):
+    work = tmp_path / "prod"
+    work.mkdir()
+    os.chmod(tmp_path, 0o755)
+    os.chmod(work, 0o777)  # nginx's workers run as an unprivileged user
+    # nginx's workers run unprivileged and cannot enter pytest's private temporary directory.
+    static_root = Path(tempfile.mkdtemp(prefix="dockyard-static-"))
+    static_root.chmod(0o755)
+    nginx_port, web_port = services.free_port(), services.free_port()
+    public = f"127.0.0.1:{nginx_port}"
+
+    def registry_config(listen: str, storage: Path, debug_addr: str) -> str:
+        return render_config(
+            listen=listen,
+            storage_dir=storage,
+            realm=f"http://{public}/auth/token",
+            service=settings.REGISTRY_SERVICE,
+            issuer=settings.TOKEN_ISSUER,
+            rootcertbundle=Path(settings.TOKEN_KEY_DIR) / BUNDLE_FILE,
+            notifications_url=f"http://127.0.0.1:{web_port}/api/v1/registry/events",
+            notifications_secret=settings.REGISTRY_EVENTS_SECRET,
+            http_secret="prod-test",
+            debug_addr=debug_addr,
+        )
+
+    registry = services.Registry(workdir=work / "registry", config_text=registry_config).start()
+    env = worker_env(redis_url=redis_server.url, registry_url=registry.url, data_dir=test_settings)
+    env.update(
+        DJANGO_DEBUG="false",
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        PORTAL_URL=f"http://{public}",
+        REGISTRY_PUBLIC_HOST=public,
+        DJANGO_SECURE_SSL_REDIRECT="false",  # no TLS in front of this test's nginx
+        DJANGO_SECURE_COOKIES="false",
+        DJANGO_STATIC_ROOT=str(static_root),
+        LOG_FORMAT="json",
+    )
+    collected = subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--no-input", "-v0"],
+        cwd=services.ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert collected.returncode == 0, collected.stderr
+    web = services.Process(
+        "prod-gunicorn",
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "portal.wsgi",
+            "-b",
+            f"127.0.0.1:{web_port}",
+            "-w",
+            "2",
+            "--access-logfile",
+            "-",
+        ],
+        env=env,
+        cwd=services.ROOT,
+        log_dir=work,
+    )
+    worker = services.celery_worker(env=env, log_dir=work, name="prod-worker")
+    (work / "default.conf").write_text(
+        render_template(
+            {
+                "PORTAL_UPSTREAM": f"127.0.0.1:{web_port}",
+                "REGISTRY_UPSTREAM": registry.host,
+                "LISTEN_PORT": str(nginx_port),
+                "STATIC_ROOT": str(static_root),
+            }
+        )
+    )
+    (work / "nginx.conf").write_text(
+        f"daemon off; worker_processes 1; pid {work}/nginx.pid; error_log {work}/nginx-error.log;\n"
+        "events { worker_connections 256; }\n"
+        f"http {{ include /etc/nginx/mime.types; access_log {work}/nginx-access.log;\n"
+        f"  client_body_temp_path {work}/body; proxy_temp_path {work}/proxy; fastcgi_temp_path {work}/fastcgi;\n"
+        f"  uwsgi_temp_path {work}/uwsgi; scgi_temp_path {work}/scgi;\n"
+        f"  include {work}/default.conf; }}\n"
+    )
+    nginx = services.Process("nginx", ["nginx", "-c", str(work / "nginx.conf"), "-p", str(work)], log_dir=work)
+    base = f"http://{public}"
+    try:
+        services.wait_until(lambda: requests.get(f"{base}/healthz", timeout=1).ok, timeout=30, what="nginx → gunicorn")
+        yield {"base": base, "public": public, "registry": registry, "web": web}
+    finally:
+        registry.drain_notifications()
+        for process in (nginx, worker, web):
+            process.stop()
+        registry.stop()
+        shutil.rmtree(static_root, ignore_errors=True)
+
+
+def test_push_and_pull_through_one_port_and_read_the_tag_from_the_api(topology, alice, tmp_path):
+    base, public = topology["base"], topology["public"]
+    _token, secret = access_token_create(user=alice, name="prod", scope="write")
+    image = write_image(tmp_path / "img", "1.0", content="through nginx", arch="arm64")
+    pushed = push(tmp_path / "img", "1.0", public, "alice/prod-app:1.0", creds=f"alice:{secret}")
+    assert pushed.returncode == 0, pushed.stderr
+    pulled = inspect(public, "alice/prod-app:1.0", creds=f"alice:{secret}")
+    assert pulled.returncode == 0, pulled.stderr
+    assert json.loads(pulled.stdout)["layers"]  # the manifest came back through nginx
+
+    def tag_in_api():
+        response = requests.get(
+            f"{base}/api/v1/repositories/alice/prod-app/tags/", headers={"Authorization": f"Bearer {secret}"}, timeout=5
+        )
+        return response.ok and response.json()["results"]
+
+    tags = services.wait_until(tag_in_api, timeout=30, what="the tag in the API through nginx")
+    assert tags[0]["name"] == "1.0"
+    assert tags[0]["digest"] == image.top.digest
+    assert tags[0]["images"][0]["architecture"] == "arm64"
+
+    ready = requests.get(f"{base}/readyz", timeout=10)
+    assert ready.status_code == 200, ready.text
+    css = requests.get(f"{base}/static/css/site.css", timeout=5)
+    assert css.status_code == 200 and css.headers["Server"] == "nginx"  # from disk, not Django
+    home = requests.get(f"{base}/", timeout=5)
+    assert home.status_code == 200
+    assert "script-src 'self'" in home.headers["Content-Security-Policy"]
+    assert requests.get(f"{base}/no-such-page/", timeout=5).status_code == 404
+
+    def logged_json():
+        lines = [line for line in topology["web"].log().splitlines() if line.startswith("{")]
+        return [json.loads(line) for line in lines if "Not Found" in line]
+
+    entry = services.wait_until(logged_json, timeout=10, what="a JSON log line")[0]  # structured logs on stdout
+    assert entry["level"] == "WARNING" and entry["logger"] == "django.request"
