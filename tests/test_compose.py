@@ -66,3 +66,15 @@ def test_the_dockerfile_runs_unprivileged_without_build_tools():
     final_stage = dockerfile.split("\nFROM ")[-1]
     assert "USER dockyard" in final_stage
     assert not re.search(r"apt-get install|build-essential|gcc", final_stage)
+
+
+def test_the_example_environment_names_every_setting():
+    settings_source = (ROOT / "portal" / "settings.py").read_text()
+    names = set(re.findall(r'(?:getenv|envbool|envint|envlist|envurl|envsecret)\(\s*"([A-Z_]+)"', settings_source))
+    mentioned = set(re.findall(r"^#? ?([A-Z_]+)[=:]", ENV_EXAMPLE, re.MULTILINE))
+    assert sorted(names - mentioned) == []
+
+
+def test_portal_services_read_the_env_file():
+    for name in ("web", "worker", "beat", "init"):
+        assert COMPOSE["services"][name]["env_file"] == [{"path": ".env", "required": False}], name
