@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import expect
 
 from accounts.services import user_create
 from repositories.models import Tag
@@ -191,3 +192,39 @@ def test_account_pages_pass_the_accessibility_check(live_server, page):
     for url in ("/accounts/email/", "/accounts/2fa/", "/accounts/2fa/totp/activate/", "/new/", "/orgs/new/"):
         page.goto(base + url)
         check_accessibility(page)
+
+
+def test_filtering_tags_and_previewing_happen_in_place(transactional_db, live_server, page):
+    """htmx: the tags filter and the Markdown preview update the page without reloading it,
+    and the filtered list keeps a URL a person can share."""
+    from accounts.models import Namespace
+    from repositories.models import Manifest, Repository
+
+    owner = user_create(username="hana", password=PASSWORD)
+    repository = Repository.objects.create(namespace=Namespace.objects.get(name="hana"), name="app")
+    for i, name in enumerate(["1.0", "1.1", "2.0", "nightly"]):
+        manifest = Manifest.objects.create(repository=repository, digest=f"sha256:{i:064x}", media_type="x")
+        Tag.objects.create(repository=repository, name=name, manifest=manifest)
+    base = live_server.url
+    page.goto(f"{base}/accounts/login/")
+    page.fill("input[name=login]", owner.username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")
+
+    page.goto(f"{base}/r/hana/app/tags/")
+    page.evaluate("window.stillHere = true")
+    page.fill("input[name=name]", "nightly")
+    expect(page.locator("table.tags tbody tr")).to_have_count(1)  # no eval: the CSP forbids it
+    assert "nightly" in page.inner_text("table.tags tbody")
+    assert page.evaluate("window.stillHere") is True  # no reload
+    assert "name=nightly" in page.url  # shareable
+
+    page.goto(f"{base}/r/hana/app/settings/")
+    page.evaluate("window.stillHere = true")
+    page.fill("#id_full_description", "# Instant\n\nPreviewed in place.")
+    page.click("button[value=preview]")
+    page.wait_for_selector("#preview h1")
+    assert page.inner_text("#preview h1") == "Instant"
+    assert page.evaluate("window.stillHere") is True
+    check_accessibility(page)
