@@ -8,10 +8,8 @@ Run from the repository root: .venv/bin/python bench/admin_bench.py
 
 from __future__ import annotations
 
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,8 +18,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import api_bench  # noqa: E402
-
-from tests.services import Postgres  # noqa: E402
+from _harness import setup_django, start  # noqa: E402
 
 PAGES = {
     "repositories": "/admin/repositories/repository/",
@@ -34,18 +31,8 @@ PAGES = {
 
 
 def main() -> None:
-    postgres = Postgres().start()
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="portal.settings",
-        DATABASE_URL=f"postgres://postgres@127.0.0.1:{postgres.port}/postgres",
-        DOCKYARD_DATA_DIR=tempfile.mkdtemp(),
-        LOG_LEVEL="WARNING",
-        DJANGO_ALLOWED_HOSTS="testserver",
-        DJANGO_DEBUG="false",
-    )
-    import django
-
-    django.setup()
+    services = start("admin-bench", redis=False, DJANGO_ALLOWED_HOSTS="testserver")
+    setup_django(services.env)
     from django.core.management import call_command
     from django.db import connection
     from django.test import Client
@@ -69,7 +56,7 @@ def main() -> None:
             results[key] = statistics.median(times)
             print(f"{url:45} {results[key]:6.1f} ms")
     finally:
-        postgres.stop()
+        services.stop()
     print("RESULT " + " ".join(f"{key}_ms={value:.0f}" for key, value in results.items()))
 
 

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,7 +26,9 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.services import Postgres, Process, Redis, free_port, wait_until  # noqa: E402
+from _harness import setup_django, start  # noqa: E402
+
+from tests.services import Process, free_port, wait_until  # noqa: E402
 
 # Single words, a partial name, and (added after seeding) two-word queries taken from real
 # descriptions, so every query finds something.
@@ -109,22 +109,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="dockyard-api-bench-"))
-    postgres = Postgres().start()
-    redis = Redis(work).start()
-    env = {
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "DJANGO_DEBUG": "false",
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:{postgres.port}/postgres",
-        "REDIS_URL": redis.url,
-        "DOCKYARD_DATA_DIR": str(work / "data"),
-        "LOG_LEVEL": "WARNING",
-        "API_THROTTLE_ANON": "1000000/min",
-    }
-    os.environ.update(env)
-    import django
-
-    django.setup()
+    services = start("api-bench", API_THROTTLE_ANON="1000000/min")
+    env = services.env
+    setup_django(env)
     from django.core.management import call_command
     from django.db import connection
 
@@ -166,7 +153,7 @@ def main() -> None:
             ],
             env={**os.environ, **env},
             cwd=ROOT,
-            log_dir=work,
+            log_dir=services.work,
         )
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: requests.get(f"{base}/healthz", timeout=1).ok, timeout=30, what="gunicorn")
@@ -203,9 +190,7 @@ def main() -> None:
     finally:
         if server:
             server.stop()
-        redis.stop()
-        postgres.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        services.stop()
 
     for query, samples in per_query.items():
         times = [x for x in samples if x >= 0]

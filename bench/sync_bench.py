@@ -24,11 +24,9 @@ import io
 import json
 import math
 import os
-import shutil
 import statistics
 import sys
 import tarfile
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -38,7 +36,9 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.services import Postgres, Process, Redis, Registry, free_port, wait_until  # noqa: E402
+from _harness import setup_django, start  # noqa: E402
+
+from tests.services import Process, Registry, free_port, wait_until  # noqa: E402
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -145,22 +145,9 @@ def main() -> None:
     parser.add_argument("--pushes", type=int, default=50)
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="dockyard-sync-bench-"))
-    postgres = Postgres().start()
-    redis = Redis(work).start()
-    env = {
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "DJANGO_DEBUG": "false",
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:{postgres.port}/postgres",
-        "REDIS_URL": redis.url,
-        "DOCKYARD_DATA_DIR": str(work / "data"),
-        "LOG_LEVEL": "WARNING",
-        "SYNC_INTERVAL_SECONDS": "0",
-    }
-    os.environ.update(env)
-    import django
-
-    django.setup()
+    services = start("sync-bench", SYNC_INTERVAL_SECONDS="0")
+    work, env = services.work, services.env
+    setup_django(env)
     from django.conf import settings
     from django.core.management import call_command
     from django.db import connection
@@ -314,9 +301,7 @@ def main() -> None:
     finally:
         for process in reversed(processes):
             process.stop()
-        redis.stop()
-        postgres.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        services.stop()
 
     print(
         f"RESULT repos={args.repos} tags={total_tags} crawl_s={crawl_s:.2f} request_ratio={run.requests / minimum:.2f} "

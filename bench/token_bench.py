@@ -19,7 +19,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import requests
@@ -27,7 +26,9 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.services import Postgres, Process, Redis, free_port, wait_until  # noqa: E402
+from _harness import start  # noqa: E402
+
+from tests.services import Process, free_port, wait_until  # noqa: E402
 
 PASSWORD = "a long and real password for the bench"
 SERVICE = "dockyard-registry"
@@ -56,18 +57,8 @@ def main() -> None:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: `make deps` (or apt-get install wrk) installs it")
 
-    work = Path(tempfile.mkdtemp(prefix="dockyard-bench-"))
-    postgres = Postgres().start()
-    redis = Redis(work).start()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "DJANGO_DEBUG": "false",
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:{postgres.port}/postgres",
-        "REDIS_URL": redis.url,
-        "DOCKYARD_DATA_DIR": str(work / "data"),
-        "LOG_LEVEL": "WARNING",
-    }
+    services = start("token-bench")
+    env = {**os.environ, **services.env}
     python = sys.executable
     server = None
     try:
@@ -112,7 +103,7 @@ def main() -> None:
             ],
             env={**env, "PYTHONUNBUFFERED": "1"},
             cwd=ROOT,
-            log_dir=work,
+            log_dir=services.work,
         )
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: requests.get(f"{base}/healthz", timeout=1).ok, timeout=30, what="gunicorn")
@@ -134,9 +125,7 @@ def main() -> None:
     finally:
         if server:
             server.stop()
-        redis.stop()
-        postgres.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        services.stop()
 
     print(f"trivial  {trivial_rps:9.1f} req/s  p99 {trivial_p99:7.2f} ms")
     print(f"pat      {pat_rps:9.1f} req/s  p99 {pat_p99:7.2f} ms")

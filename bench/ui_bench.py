@@ -7,32 +7,20 @@ Run from the repository root: .venv/bin/python bench/ui_bench.py
 from __future__ import annotations
 
 import datetime as dt
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.services import Postgres  # noqa: E402
+from _harness import setup_django, start  # noqa: E402
 
 
 def main() -> None:
-    postgres = Postgres().start()
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="portal.settings",
-        DATABASE_URL=f"postgres://postgres@127.0.0.1:{postgres.port}/postgres",
-        DOCKYARD_DATA_DIR=tempfile.mkdtemp(),
-        LOG_LEVEL="WARNING",
-        DJANGO_ALLOWED_HOSTS="testserver",
-        DJANGO_DEBUG="false",
-    )
-    import django
-
-    django.setup()
+    services = start("ui-bench", redis=False, DJANGO_ALLOWED_HOSTS="testserver")
+    setup_django(services.env)
     from django.core.management import call_command
     from django.test import Client
 
@@ -101,7 +89,7 @@ def main() -> None:
             results[key] = statistics.median(times)
             print(f"{url:35} median {results[key]:.1f} ms  max {max(times):.1f} ms")
     finally:
-        postgres.stop()
+        services.stop()
     print(f"RESULT repo_page_ms={results['repo_page']:.1f} tags_page_ms={results['tags_page']:.1f}")
 
 

@@ -19,8 +19,7 @@ from django.conf import settings
 from django.contrib.auth.hashers import get_hashers, get_hashers_by_algorithm
 from django.db import connections
 
-from repositories.registry.config import render_config
-from repositories.registry.token import BUNDLE_FILE, ensure_signing_key
+from repositories.registry.token import ensure_signing_key
 from tests import services
 
 PASSWORD = "correct horse battery staple"
@@ -96,21 +95,11 @@ def registry_server(live_server, service_dir, test_settings):
     """The real registry, its token realm and notifications pointing at the live server."""
     settings.PORTAL_URL = live_server.url
 
-    def config(listen: str, storage: Path, debug_addr: str) -> str:
-        return render_config(
-            listen=listen,
-            storage_dir=storage,
-            realm=f"{live_server.url}/auth/token",
-            service=settings.REGISTRY_SERVICE,
-            issuer=settings.TOKEN_ISSUER,
-            rootcertbundle=Path(settings.TOKEN_KEY_DIR) / BUNDLE_FILE,
-            notifications_url=f"{live_server.url}/api/v1/registry/events",
-            notifications_secret=settings.REGISTRY_EVENTS_SECRET,
-            http_secret="test-http-secret",
-            debug_addr=debug_addr,
-        )
-
-    server = services.Registry(workdir=service_dir / "registry", config_text=config).start()
+    server = services.portal_registry(
+        workdir=service_dir / "registry",
+        realm=f"{live_server.url}/auth/token",
+        notifications_url=f"{live_server.url}/api/v1/registry/events",
+    )
     settings.REGISTRY_URL = server.url
     settings.REGISTRY_PUBLIC_HOST = server.host
     yield server

@@ -231,3 +231,37 @@ def celery_worker(*, env: dict[str, str], log_dir: Path, name: str = "worker", p
 def skopeo(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """Run skopeo against a plain-HTTP registry on loopback."""
     return subprocess.run(["skopeo", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def portal_registry(
+    *,
+    workdir: Path,
+    realm: str,
+    notifications_url: str | None = None,
+    key_dir: Path | None = None,
+    storage: Path | None = None,
+) -> Registry:
+    """Start a registry configured the way the portal configures it (render_config with the
+    portal's service, issuer, certificate bundle and notification secret)."""
+    from django.conf import settings
+
+    from repositories.registry.config import render_config
+    from repositories.registry.token import BUNDLE_FILE
+
+    bundle = (key_dir or Path(settings.TOKEN_KEY_DIR)) / BUNDLE_FILE
+
+    def config(listen: str, own_storage: Path, debug_addr: str) -> str:
+        return render_config(
+            listen=listen,
+            storage_dir=storage or own_storage,
+            realm=realm,
+            service=settings.REGISTRY_SERVICE,
+            issuer=settings.TOKEN_ISSUER,
+            rootcertbundle=bundle,
+            notifications_url=notifications_url,
+            notifications_secret=settings.REGISTRY_EVENTS_SECRET,
+            http_secret="test-http-secret",
+            debug_addr=debug_addr,
+        )
+
+    return Registry(workdir=workdir, config_text=config).start()

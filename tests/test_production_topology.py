@@ -13,12 +13,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from django.conf import settings
 
 from accounts.services import access_token_create
 from repositories.oci_layout import write_image
-from repositories.registry.config import render_config
-from repositories.registry.token import BUNDLE_FILE
 from tests import services
 from tests.conftest import worker_env
 from tests.helpers import inspect, push
@@ -50,21 +47,11 @@ def topology(transactional_db, redis_server, tmp_path, test_settings):
     nginx_port, web_port = services.free_port(), services.free_port()
     public = f"127.0.0.1:{nginx_port}"
 
-    def registry_config(listen: str, storage: Path, debug_addr: str) -> str:
-        return render_config(
-            listen=listen,
-            storage_dir=storage,
-            realm=f"http://{public}/auth/token",
-            service=settings.REGISTRY_SERVICE,
-            issuer=settings.TOKEN_ISSUER,
-            rootcertbundle=Path(settings.TOKEN_KEY_DIR) / BUNDLE_FILE,
-            notifications_url=f"http://127.0.0.1:{web_port}/api/v1/registry/events",
-            notifications_secret=settings.REGISTRY_EVENTS_SECRET,
-            http_secret="prod-test",
-            debug_addr=debug_addr,
-        )
-
-    registry = services.Registry(workdir=work / "registry", config_text=registry_config).start()
+    registry = services.portal_registry(
+        workdir=work / "registry",
+        realm=f"http://{public}/auth/token",
+        notifications_url=f"http://127.0.0.1:{web_port}/api/v1/registry/events",
+    )
     env = worker_env(redis_url=redis_server.url, registry_url=registry.url, data_dir=test_settings)
     env.update(
         DJANGO_DEBUG="false",

@@ -5,7 +5,6 @@ import io
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import connection
 
@@ -15,8 +14,6 @@ from repositories.oci_layout import write_image, write_index
 from repositories.reconcile import reconcile
 from repositories.registry import system_token
 from repositories.registry.client import RegistryClient
-from repositories.registry.config import render_config
-from repositories.registry.token import BUNDLE_FILE
 from repositories.services import repository_update
 from tests import services
 from tests.conftest import PASSWORD
@@ -26,21 +23,8 @@ pytestmark = [pytest.mark.registry]
 
 
 def start_quiet_registry(live_server, workdir: Path, storage: Path | None = None) -> services.Registry:
-    def config(listen: str, own_storage: Path, debug_addr: str) -> str:
-        return render_config(
-            listen=listen,
-            storage_dir=storage or own_storage,
-            realm=f"{live_server.url}/auth/token",
-            service=settings.REGISTRY_SERVICE,
-            issuer=settings.TOKEN_ISSUER,
-            rootcertbundle=Path(settings.TOKEN_KEY_DIR) / BUNDLE_FILE,
-            notifications_url=None,
-            notifications_secret="",
-            http_secret="test",
-            debug_addr=debug_addr,
-        )
-
-    return services.Registry(workdir=workdir, config_text=config).start()
+    """A registry that sends no notifications at all."""
+    return services.portal_registry(workdir=workdir, realm=f"{live_server.url}/auth/token", storage=storage)
 
 
 @pytest.fixture

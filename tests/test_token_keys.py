@@ -10,28 +10,14 @@ import requests
 from django.conf import settings
 
 from repositories.registry import get_issuer
-from repositories.registry.config import render_config
-from repositories.registry.token import BUNDLE_FILE, ensure_signing_key, prune_bundle, rotate_signing_key
+from repositories.registry.token import ensure_signing_key, prune_bundle, rotate_signing_key
 from tests import services
 
 pytestmark = [pytest.mark.registry]
 
 
 def start_registry(workdir: Path, key_dir: Path) -> services.Registry:
-    def config(listen: str, storage: Path, debug_addr: str) -> str:
-        return render_config(
-            listen=listen,
-            storage_dir=storage,
-            realm="http://127.0.0.1:9/auth/token",
-            service=settings.REGISTRY_SERVICE,
-            issuer=settings.TOKEN_ISSUER,
-            rootcertbundle=key_dir / BUNDLE_FILE,
-            notifications_url="http://127.0.0.1:9/events",
-            notifications_secret="unused",
-            http_secret="test",
-        )
-
-    return services.Registry(workdir=workdir, config_text=config).start()
+    return services.portal_registry(workdir=workdir, realm="http://127.0.0.1:9/auth/token", key_dir=key_dir)
 
 
 def accepted(registry: services.Registry, token: str) -> bool:
