@@ -18,6 +18,14 @@ from audit.admin_mixins import AuditedAdmin, audit_admin_change
 from repositories.models import AccessRule, RepositoryGrant
 
 
+def set_flag(request, queryset, field: str, value: bool) -> None:
+    """Set a boolean on the selected rows that differ, each change audited."""
+    for obj in queryset.exclude(**{field: value}):
+        setattr(obj, field, value)
+        obj.save(update_fields=[field])
+        audit_admin_change(request, obj, {field: str(not value)}, action="change")
+
+
 @admin.register(User)
 class DockyardUserAdmin(AuditedAdmin, UserAdmin):
     list_display = ("username", "email", "full_name", "is_active", "is_staff", "last_login")
@@ -27,19 +35,12 @@ class DockyardUserAdmin(AuditedAdmin, UserAdmin):
 
     @admin.action(description="Deactivate: sign-ins and every token stop working at once")
     def deactivate(self, request, queryset) -> None:
-        for user in queryset.filter(is_active=True):
-            before = {"is_active": "True"}
-            user.is_active = False
-            user.save(update_fields=["is_active"])
-            audit_admin_change(request, user, before, action="change")
+        set_flag(request, queryset, "is_active", False)
         self.message_user(request, "Deactivated. Their tokens are refused from the next request on.", messages.SUCCESS)
 
     @admin.action(description="Reactivate")
     def reactivate(self, request, queryset) -> None:
-        for user in queryset.filter(is_active=False):
-            user.is_active = True
-            user.save(update_fields=["is_active"])
-            audit_admin_change(request, user, {"is_active": "False"}, action="change")
+        set_flag(request, queryset, "is_active", True)
 
 
 class MembershipInline(admin.TabularInline):
@@ -146,17 +147,11 @@ class RobotAdmin(AuditedAdmin, admin.ModelAdmin):
 
     @admin.action(description="Disable")
     def disable(self, request, queryset) -> None:
-        for robot in queryset.filter(is_active=True):
-            robot.is_active = False
-            robot.save(update_fields=["is_active"])
-            audit_admin_change(request, robot, {"is_active": "True"}, action="change")
+        set_flag(request, queryset, "is_active", False)
 
     @admin.action(description="Enable")
     def enable(self, request, queryset) -> None:
-        for robot in queryset.filter(is_active=False):
-            robot.is_active = True
-            robot.save(update_fields=["is_active"])
-            audit_admin_change(request, robot, {"is_active": "False"}, action="change")
+        set_flag(request, queryset, "is_active", True)
 
 
 @admin.register(PersonalAccessToken)

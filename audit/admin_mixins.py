@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib import admin
 from django.db import models
 from django.forms.models import model_to_dict
 
@@ -96,3 +97,17 @@ class AuditedAdmin:
             audit_admin_change(request, obj, {}, action="add")
         for obj, _fields in formset.changed_objects:
             audit_admin_change(request, obj, befores.get(obj.pk, {}), action="change")
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records that are kept as they were written (the audit log, what the registry said, the
+    content the registry owns): seen and searched here, never added, edited or deleted."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -13,7 +13,9 @@ import re
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
+from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import (
@@ -222,6 +224,24 @@ def decide_by_name(actor: Actor, full_name: str) -> tuple[Decision, Namespace | 
         return decide(actor, repository.namespace, name, repository), repository.namespace, repository
     namespace = next(iter(Namespace.objects.filter(name=ns_name).order_by()[:1]), None)
     return decide(actor, namespace, name, None), namespace, None
+
+
+def access_repository(actor: Actor, full_name: str, level: Level = Level.READ) -> tuple[Repository, Decision]:
+    """The repository and the decision, when the actor may act on it at `level`. A repository the
+    actor cannot read does not exist for them: one Http404 for missing and private alike;
+    readable but not enough is PermissionDenied with the reason. Pages and the API both call
+    this (DRF turns both exceptions into its 404 and 403)."""
+    repository = Repository.objects.select_related("namespace").filter(full_name=full_name.strip("/")).first()
+    if repository is None:
+        raise Http404("No such repository.")
+    decision = decide(actor, repository.namespace, repository.name, repository)
+    if not decision.allows(Level.READ):
+        raise Http404("No such repository.")
+    if not decision.allows(level):
+        raise PermissionDenied(
+            f"This needs {level.label} access to {repository.full_name}; you have {decision.reason}."
+        )
+    return repository, decision
 
 
 def may_list_catalog(actor: Actor) -> bool:

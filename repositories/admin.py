@@ -3,7 +3,7 @@ from django.db import transaction
 from django.db.models import Count, Max, OuterRef, Subquery
 from django.utils.html import format_html_join
 
-from audit.admin_mixins import AuditedAdmin
+from audit.admin_mixins import AuditedAdmin, ReadOnlyAdmin
 from repositories import access, sync
 from repositories.models import (
     AccessRule,
@@ -30,19 +30,6 @@ class GrantInline(admin.TabularInline):
     model = RepositoryGrant
     extra = 0
     raw_id_fields = ("team", "user", "robot")
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Content the registry owns: seen here, changed through the portal's services."""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Repository)
@@ -189,7 +176,7 @@ class StarAdmin(AuditedAdmin, admin.ModelAdmin):
 
 
 @admin.register(RegistryEvent)
-class RegistryEventAdmin(admin.ModelAdmin):
+class RegistryEventAdmin(ReadOnlyAdmin):  # what the registry said is kept as it said it
     list_display = ("received_at", "action", "repository", "tag", "status", "attempts", "actor", "error")
     list_filter = ("status", "action")
     search_fields = ("event_id", "repository", "tag", "digest")
@@ -202,15 +189,6 @@ class RegistryEventAdmin(admin.ModelAdmin):
             for pk in queryset.filter(status=RegistryEvent.Status.FAILED).values_list("pk", flat=True)
         )
         self.message_user(request, f"{retried} failed events queued again.", messages.SUCCESS)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False  # what the registry said is kept as it said it
 
 
 @admin.register(SyncRun)

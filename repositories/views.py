@@ -7,7 +7,7 @@ import datetime as dt
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.models import Level, Membership, Organization, Robot, Team, User
+from portal.params import query_param
 from repositories import access, selectors, services
 from repositories.forms import DeleteRepositoryForm, DescriptionForm, GrantForm, VisibilityForm, WebhookForm
 from repositories.markdown import render_markdown
@@ -32,17 +33,7 @@ def _actor(request: HttpRequest) -> access.Actor:
 
 
 def _repository(request: HttpRequest, namespace: str, name: str, level: Level = Level.READ):
-    repository = (
-        Repository.objects.select_related("namespace").filter(full_name=f"{namespace}/{name.strip('/')}").first()
-    )
-    if repository is None:
-        raise Http404("No such repository.")
-    decision = access.decide(_actor(request), repository.namespace, repository.name, repository)
-    if not decision.allows(Level.READ):
-        raise Http404("No such repository.")
-    if not decision.allows(level):
-        raise PermissionDenied(f"This needs {level.label} access to {repository.full_name}.")
-    return repository, decision
+    return access.access_repository(_actor(request), f"{namespace}/{name}", level)
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -66,15 +57,15 @@ SORTS = {"relevance": "relevance", "pulls": "pulls", "stars": "stars", "updated"
 
 def search(request: HttpRequest) -> HttpResponse:
     actor = _actor(request)
-    q = request.GET.get("q", "").replace("\x00", "")[:100]
-    namespace = request.GET.get("namespace", "").replace("\x00", "")[:64]
+    q = query_param(request.GET, "q")
+    namespace = query_param(request.GET, "namespace", 64)
     sort = SORTS.get(request.GET.get("sort", ""), "")
     qs = selectors.repository_search(
         actor=actor,
         q=q,
         namespace=namespace,
         starred_by=request.user if request.GET.get("starred") and request.user.is_authenticated else None,
-        architecture=request.GET.get("arch", "").replace("\x00", "")[:32],
+        architecture=query_param(request.GET, "arch", 32),
         ordering=sort,
     ).defer("full_description")
     if request.GET.get("mine") and request.user.is_authenticated:
@@ -128,7 +119,7 @@ def repository_tags(request: HttpRequest, namespace: str, name: str) -> HttpResp
     ordering = request.GET.get("sort", "newest")
     if ordering not in ("newest", "name", "version"):
         ordering = "newest"
-    name_filter = request.GET.get("name", "").replace("\x00", "")[:128]
+    name_filter = query_param(request.GET, "name", 128)
     names = selectors.tag_page_names(repository=repository, ordering=ordering, name_filter=name_filter)
     page = Paginator(names, 25).get_page(request.GET.get("page"))
     context = _repository_context(request, repository, decision, "tags")

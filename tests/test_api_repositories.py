@@ -167,7 +167,9 @@ def test_star_and_pulls(world):
 def test_read_only_token_changes_nothing(world):
     client = api_client_for(world, "read-only token")
     assert client.get("/api/v1/repositories/alice/priv-tool/").status_code == 200
-    assert client.patch("/api/v1/repositories/alice/priv-tool/", {"description": "x"}, format="json").status_code == 403
+    refused = client.patch("/api/v1/repositories/alice/priv-tool/", {"description": "x"}, format="json")
+    assert refused.status_code == 403
+    assert "capped by token scope read" in refused.json()["detail"]  # the policy's reason reaches the caller
     assert client.post("/api/v1/repositories/alice/priv-tool/star/").status_code == 403
     assert client.post("/api/v1/repositories/alice/", {"name": "new"}, format="json").status_code == 404
     assert client.post("/api/v1/orgs/", {"name": "tokenorg"}, format="json").status_code == 403

@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from accounts.api.authentication import api_actor
 from accounts.models import Level, Namespace, Robot, Team, User, Visibility
 from portal.pagination import WindowCountPagination
+from portal.params import query_param
 from repositories import access, selectors, services
 from repositories.api.serializers import (
     LEVEL_NAMES,
@@ -33,27 +34,15 @@ from repositories.api.serializers import (
 )
 from repositories.models import Repository, RepositoryGrant, Tag
 
-NOT_FOUND = "No such repository."
-
 
 def _param(request: Request, name: str, limit: int = 100, default: str = "") -> str:
-    """A query parameter fit for a database query: NUL bytes (which PostgreSQL refuses) dropped,
-    length bounded."""
-    return request.query_params.get(name, default).replace("\x00", "")[:limit]
+    return query_param(request.query_params, name, limit, default)
 
 
 def _repository(request: Request, namespace: str, name: str, level: Level = Level.READ) -> Repository:
-    """The repository if the caller may act on it at `level`. Unreadable is missing (404);
-    readable but not enough is 403 with the reason."""
-    repository = Repository.objects.select_related("namespace").filter(full_name=f"{namespace}/{name}").first()
-    if repository is None:
-        raise exceptions.NotFound(NOT_FOUND)
-    decision = access.decide(api_actor(request), repository.namespace, repository.name, repository)
-    if not decision.allows(Level.READ):
-        raise exceptions.NotFound(NOT_FOUND)
-    if not decision.allows(level):
-        raise exceptions.PermissionDenied(f"This needs {level.label} access; you have {decision.reason}.")
-    return repository
+    """The repository if the caller may act on it at `level` (access.access_repository decides:
+    unreadable is missing, 404; readable but not enough is 403 with the reason)."""
+    return access.access_repository(api_actor(request), f"{namespace}/{name}", level)[0]
 
 
 LIST_PARAMETERS = [
