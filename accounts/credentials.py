@@ -8,6 +8,12 @@ secrets are 256-bit random strings, so a slow hash would only slow every pull).
 Passwords are the exception: they go through Django's hasher, which costs ~220 ms. A password
 that checked out is remembered for PASSWORD_CACHE_SECONDS under an HMAC of the credential (never
 the password), tied to the current password hash so a password change ends it at once.
+
+Two-factor authentication means the password alone opens nothing outside the browser: once a
+user has an authenticator, a correct password here raises PasswordRefused (the CLI and the API
+need a personal access token, as on Docker Hub). Refresh tokens born from a password end when
+the password or the 2FA setup changes (credential_fingerprint), expire, and answer only the
+client they were issued to.
 """
 
 from __future__ import annotations
@@ -23,9 +29,9 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from accounts import throttle
+from accounts.actors import Actor, Via, actor_for_robot, actor_for_token
 from accounts.models import PersonalAccessToken, RefreshToken, Robot, User
 from audit.services import audit_record
-from repositories.access import Actor
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +86,47 @@ class Throttled(Exception):
         self.retry_after = retry_after
 
 
+TWO_FACTOR_MESSAGE = (
+    "two-factor authentication is on for this account: the password works only in the browser. "
+    "Sign in with a personal access token instead (create one at /settings/tokens/)."
+)
+
+
+class PasswordRefused(Exception):
+    """The password was right, but this account has two-factor authentication: outside the
+    browser only a personal access token will do. The message says so."""
+
+    def __init__(self) -> None:
+        super().__init__(TWO_FACTOR_MESSAGE)
+
+
+def has_two_factor(user: User) -> bool:
+    from allauth.mfa.models import Authenticator
+
+    return Authenticator.objects.filter(user_id=user.pk).exists()
+
+
+def credential_fingerprint(user: User) -> str:
+    """Changes whenever the password or the 2FA setup changes: what a refresh token born from
+    a password is bound to."""
+    from allauth.mfa.models import Authenticator
+
+    authenticators = ",".join(
+        f"{pk}:{kind}"
+        for pk, kind in Authenticator.objects.filter(user_id=user.pk).order_by("pk").values_list("pk", "type")
+    )
+    material = f"{user.password}\0{authenticators}".encode()
+    return hmac.new(settings.SECRET_KEY.encode(), material, hashlib.sha256).hexdigest()[:40]
+
+
 def authenticate_credentials(
     username: str, secret: str, *, address: str | None = None, surface: str = "registry token"
 ) -> Actor | None:
     """Check a username and a password, token or robot secret. None when anything is off;
     callers answer the same 401 whatever it was, so nothing leaks about which part failed.
     Failures are counted per username and address and audited; past the limit this raises
-    Throttled, for passwords before the hasher runs."""
+    Throttled, for passwords before the hasher runs. A right password of an account with 2FA
+    raises PasswordRefused."""
     if not username or not secret or len(username) > 150 or len(secret) > MAX_CREDENTIAL_LENGTH:
         actor = None
     elif "+" in username:
@@ -95,13 +135,29 @@ def authenticate_credentials(
         actor = _token(username.lower(), secret)
     else:
         user = _password(username.lower(), secret, address)
-        actor = Actor(kind="user", user=user) if user is not None else None
+        actor = Actor(kind="user", user=user, via=Via.PASSWORD) if user is not None else None
+        if user is not None and has_two_factor(user):
+            audit_record(
+                action="auth.password_refused",
+                actor=user,
+                data={"surface": surface, "reason": "two-factor authentication is on"},
+                address=address,
+            )
+            raise PasswordRefused()
     if actor is None:
-        _failed(username, address, surface)
+        record_failure(username, address, surface)
     return actor
 
 
-def _failed(username: str, address: str | None, surface: str) -> None:
+def check_throttle(username: str, address: str | None) -> int | None:
+    """Seconds to wait when this username or address is over its failure limit, else None."""
+    limits = throttle.keys(username, address)
+    return throttle.retry_after(limits, throttle.cache_get_many(list(limits)))
+
+
+def record_failure(username: str, address: str | None, surface: str) -> None:
+    """Count a failed login (every surface shares the counters) and audit it; raises Throttled
+    when already over the limit (then it is not audited again: the log must not be floodable)."""
     limits = throttle.keys(username, address)
     wait = throttle.retry_after(limits, throttle.cache_get_many(list(limits)))
     if wait is not None:
@@ -115,7 +171,7 @@ def _token(username: str, secret: str) -> Actor | None:
     if token is None or token.user.username != username or not token.user.is_active or not token.is_usable():
         return None
     _touch(token)
-    return Actor(kind="user", user=token.user, token=token)
+    return actor_for_token(token)
 
 
 def _robot(username: str, secret: str) -> Actor | None:
@@ -123,7 +179,7 @@ def _robot(username: str, secret: str) -> Actor | None:
     if robot is None or robot.username != username or not robot.is_active:
         return None
     _touch(robot)
-    return Actor(kind="robot", robot=robot)
+    return actor_for_robot(robot)
 
 
 def _password_key(username: str, password: str) -> str:
@@ -162,23 +218,37 @@ def _password(username: str, password: str, address: str | None) -> User | None:
     return user
 
 
-def authenticate_refresh_token(secret: str) -> Actor | None:
-    if len(secret) > MAX_CREDENTIAL_LENGTH:
+def refresh_token_expired(refresh: RefreshToken, now: dt.datetime | None = None) -> bool:
+    expires_at = refresh.expires_at or refresh.created_at + dt.timedelta(days=settings.REFRESH_TOKEN_DAYS)
+    return expires_at <= (now or timezone.now())
+
+
+def authenticate_refresh_token(secret: str, *, client_id: str) -> Actor | None:
+    """The credential a refresh token stands for, or None: revoked, expired, presented by
+    another client than the one it was issued to, its robot disabled, its access token revoked
+    or expired, its user inactive, or (born from a password) the password or 2FA changed."""
+    if len(secret) > MAX_CREDENTIAL_LENGTH or not client_id:
         return None
     refresh = _lookup(
         RefreshToken, secret, REFRESH_MARK, "prefix", "token_hash", ("user", "robot__organization", "access_token")
     )
-    if refresh is None or refresh.revoked_at is not None:
+    if refresh is None or refresh.revoked_at is not None or refresh_token_expired(refresh):
+        return None
+    if not hmac.compare_digest(refresh.client_id.encode(), client_id[:100].encode()):
         return None
     if refresh.robot is not None:
         if not refresh.robot.is_active:
             return None
-        actor = Actor(kind="robot", robot=refresh.robot)
+        actor = Actor(kind="robot", robot=refresh.robot, via=Via.REFRESH)
     else:
         pat = refresh.access_token
         if not refresh.user.is_active or (pat is not None and not pat.is_usable()):
             return None
-        actor = Actor(kind="user", user=refresh.user, token=pat)
+        if pat is None and not hmac.compare_digest(
+            refresh.password_fingerprint.encode(), credential_fingerprint(refresh.user).encode()
+        ):
+            return None  # born from a password that has changed since, or 2FA was set up
+        actor = Actor(kind="user", user=refresh.user, token=pat, via=Via.REFRESH)
     _touch(refresh)
     return actor
 
@@ -191,4 +261,4 @@ def authenticate_access_token(secret: str) -> Actor | None:
     if token is None or not token.user.is_active or not token.is_usable():
         return None
     _touch(token)
-    return Actor(kind="user", user=token.user, token=token)
+    return actor_for_token(token)

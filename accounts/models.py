@@ -231,8 +231,10 @@ class PersonalAccessToken(models.Model):
 class RefreshToken(models.Model):
     """An OAuth2 refresh token (`access_type=offline`, or `offline_token=true` on GET) as
     containerd, BuildKit and `docker login` keep them. It stands for the credential it was
-    issued against: a user's password, a personal access token (whose cap and limits it keeps,
-    and whose revocation ends it) or a robot. Only a SHA-256 hash is stored."""
+    issued against: a user's password (until the password or the 2FA setup changes), a personal
+    access token (whose cap, limits and expiry it keeps, and whose revocation ends it) or a
+    robot. It answers only the client it was issued to, and expires (REFRESH_TOKEN_DAYS). Only
+    a SHA-256 hash is stored."""
 
     user = models.ForeignKey(User, null=True, blank=True, on_delete=models.CASCADE, related_name="refresh_tokens")
     robot = models.ForeignKey(Robot, null=True, blank=True, on_delete=models.CASCADE, related_name="refresh_tokens")
@@ -243,6 +245,10 @@ class RefreshToken(models.Model):
     prefix = models.CharField(max_length=16, unique=True)
     token_hash = models.CharField(max_length=64)
     created_at = models.DateTimeField(default=timezone.now)
+    # None for rows made before expiry existed: they expire REFRESH_TOKEN_DAYS after creation.
+    expires_at = models.DateTimeField(null=True, blank=True)
+    # For one born from a password: accounts.credentials.credential_fingerprint at issue time.
+    password_fingerprint = models.CharField(max_length=64, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.credentials import PAT_MARK, REFRESH_MARK, ROBOT_MARK, hash_secret, new_secret
+from accounts.actors import Actor, Via
+from accounts.credentials import PAT_MARK, REFRESH_MARK, ROBOT_MARK, credential_fingerprint, hash_secret, new_secret
 from accounts.models import (
     Membership,
     Namespace,
@@ -23,7 +25,6 @@ from accounts.models import (
     User,
 )
 from audit.services import audit_record
-from repositories.access import Actor
 
 
 def namespace_name_available(name: str) -> bool:
@@ -76,6 +77,10 @@ def organization_create(*, name: str, owner: User, display_name: str = "") -> Or
 
 @transaction.atomic
 def membership_set(*, organization: Organization, user: User, role: str, actor: User | None) -> Membership:
+    """Add a member or change a member's role; never demotes the last owner."""
+    owners = _lock_ownership(organization)
+    if role != Membership.Role.OWNER and owners == [user.pk]:
+        raise ValidationError({"role": "An organization needs at least one owner."})
     membership, created = Membership.objects.update_or_create(
         organization=organization, user=user, defaults={"role": role}
     )
@@ -116,16 +121,41 @@ def team_member_add(*, team: Team, user: User, actor: User | None) -> TeamMember
 
 @transaction.atomic
 def access_token_create(
-    *, user: User, name: str, scope: str = TokenScope.READ, expires_at: dt.datetime | None = None
+    *,
+    user: User,
+    name: str,
+    scope: str = TokenScope.READ,
+    expires_at: dt.datetime | None = None,
+    limits: list[str] | None = None,
+    address: str | None = None,
 ) -> tuple[PersonalAccessToken, str]:
-    """Returns the token row and its secret, which is shown once and never stored."""
+    """Returns the token row and its secret, which is shown once and never stored. Whether the
+    credential asking may create it is the policy's question (access.token_creation_refusal),
+    asked by the caller."""
     secret, prefix, digest = new_secret(PAT_MARK)
     token = PersonalAccessToken(
-        user=user, name=name, prefix=prefix, token_hash=digest, scope=scope, expires_at=expires_at
+        user=user,
+        name=name,
+        prefix=prefix,
+        token_hash=digest,
+        scope=scope,
+        expires_at=expires_at,
+        limits=list(limits or []),
     )
     token.full_clean()
     token.save()
-    audit_record(action="access_token.create", actor=user, target=token, namespace=user.username, data={"scope": scope})
+    audit_record(
+        action="access_token.create",
+        actor=user,
+        target=token,
+        namespace=user.username,
+        data={
+            "scope": scope,
+            "limits": token.limits,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+        address=address,
+    )
     return token, secret
 
 
@@ -146,15 +176,25 @@ def robot_create(
 @transaction.atomic
 def refresh_token_create(*, actor: Actor, client_id: str, address: str | None = None) -> str:
     """Issue a refresh token standing for the credential `actor` authenticated with (password,
-    personal access token or robot). Returns the secret, which is never stored."""
+    personal access token or robot), for the client `client_id` only. It expires after
+    REFRESH_TOKEN_DAYS, or with the access token it stands for if that expires first. Returns
+    the secret, which is never stored."""
+    if actor.via not in (Via.PASSWORD, Via.TOKEN, Via.ROBOT) or not client_id:
+        raise ValueError("refresh tokens are issued for a password, an access token or a robot, to a named client")
     secret, prefix, digest = new_secret(REFRESH_MARK)
+    expires_at = timezone.now() + dt.timedelta(days=settings.REFRESH_TOKEN_DAYS)
+    if actor.token is not None and actor.token.expires_at is not None:
+        expires_at = min(expires_at, actor.token.expires_at)
+    user = actor.user if actor.robot is None else None
     refresh = RefreshToken.objects.create(
-        user=actor.user if actor.robot is None else None,
+        user=user,
         robot=actor.robot,
         access_token=actor.token,
         client_id=client_id[:100],
         prefix=prefix,
         token_hash=digest,
+        expires_at=expires_at,
+        password_fingerprint=credential_fingerprint(user) if actor.via == Via.PASSWORD else "",
     )
     audit_record(
         action="refresh_token.create",
@@ -214,13 +254,25 @@ def organization_delete(*, organization: Organization, actor: User) -> None:
     organization.delete()
 
 
+def _lock_ownership(organization: Organization) -> list[int]:
+    """Serialise every change that could remove an owner: lock the organization's row, then
+    read its owners. Two owners removed at once would otherwise each see the other still there
+    and leave the organization with none."""
+    Organization.objects.select_for_update().filter(pk=organization.pk).first()
+    return list(
+        Membership.objects.filter(organization=organization, role=Membership.Role.OWNER).values_list(
+            "user_id", flat=True
+        )
+    )
+
+
 @transaction.atomic
 def membership_remove(*, organization: Organization, user: User, actor: User) -> None:
-    membership = Membership.objects.select_for_update().filter(organization=organization, user=user).first()
+    owners = _lock_ownership(organization)
+    membership = Membership.objects.filter(organization=organization, user=user).first()
     if membership is None:
         return
-    owners = Membership.objects.filter(organization=organization, role=Membership.Role.OWNER)
-    if membership.role == Membership.Role.OWNER and owners.count() == 1:
+    if membership.role == Membership.Role.OWNER and owners == [user.pk]:
         raise ValidationError({"user": "An organization needs at least one owner."})
     TeamMembership.objects.filter(team__organization=organization, user=user).delete()
     membership.delete()
@@ -234,11 +286,7 @@ def membership_remove(*, organization: Organization, user: User, actor: User) ->
 
 
 def membership_change_role(*, organization: Organization, user: User, role: str, actor: User) -> Membership:
-    with transaction.atomic():
-        owners = Membership.objects.select_for_update().filter(organization=organization, role=Membership.Role.OWNER)
-        if role != Membership.Role.OWNER and list(owners.values_list("user_id", flat=True)) == [user.pk]:
-            raise ValidationError({"role": "An organization needs at least one owner."})
-        return membership_set(organization=organization, user=user, role=role, actor=actor)
+    return membership_set(organization=organization, user=user, role=role, actor=actor)
 
 
 @transaction.atomic

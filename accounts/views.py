@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts import services
 from accounts.models import PersonalAccessToken
+from portal.net import client_address
 from repositories.forms import TokenForm
 
 
@@ -35,10 +36,9 @@ def access_tokens(request: HttpRequest) -> HttpResponse:
             name=form.cleaned_data["name"],
             scope=form.cleaned_data["scope"],
             expires_at=timezone.now() + dt.timedelta(days=int(days)) if days else None,
+            limits=form.cleaned_data["limits"],
+            address=client_address(request),
         )
-        if form.cleaned_data["limits"]:
-            token.limits = form.cleaned_data["limits"]
-            token.save(update_fields=["limits"])
         # Shown on this page once; never stored, never in a message or a log.
         context["new_token"] = {"name": token.name, "secret": secret, "registry": settings.REGISTRY_PUBLIC_HOST}
         context["form"] = TokenForm()

@@ -10,9 +10,20 @@ from django.db import models
 from django.forms.models import model_to_dict
 
 from audit.services import audit_record
+from portal.net import client_address
 
 # Never copied into the audit log, whatever the model.
 SECRET_FIELDS = {"password", "token_hash", "secret_hash", "secret_prefix", "prefix", "secret"}
+# Copied as their host only: webhook URLs are often credentials (a Slack or Teams hook's path).
+URL_FIELDS = {"url"}
+
+
+def _redact(key: str, value: Any) -> Any:
+    if key in URL_FIELDS and value:
+        from webhooks.models import url_host
+
+        return url_host(str(value))
+    return value
 
 
 def _snapshot(obj: models.Model) -> dict[str, Any]:
@@ -23,7 +34,7 @@ def _snapshot(obj: models.Model) -> dict[str, Any]:
         key: (
             [str(v) for v in value]
             if isinstance(value, list | tuple | set)
-            else str(value)
+            else str(_redact(key, value))
             if value is not None
             else None
         )
@@ -65,7 +76,7 @@ def audit_admin_change(request, obj: models.Model, before: dict, *, action: str)
             "before": {k: before.get(k) for k in sorted(changed)},
             "after": {k: after.get(k) for k in sorted(changed)},
         },
-        address=request.META.get("REMOTE_ADDR"),
+        address=client_address(request),
     )
 
 

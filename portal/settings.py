@@ -182,6 +182,7 @@ ACCOUNT_EMAIL_VERIFICATION = os.getenv("ACCOUNT_EMAIL_VERIFICATION", "none")
 ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Dockyard"
+MFA_TOTP_TOLERANCE = 1  # one 30-second step either way: phones' clocks drift (a used code stays used)
 EMAIL_BACKEND = os.getenv("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "dockyard@localhost")
 
@@ -281,6 +282,21 @@ PASSWORD_CACHE_SECONDS = envint("PASSWORD_CACHE_SECONDS", "120", minimum=0)
 AUTH_FAILURE_WINDOW = envint("AUTH_FAILURE_WINDOW", "300", minimum=1)
 AUTH_FAILURES_PER_USERNAME = envint("AUTH_FAILURES_PER_USERNAME", "10", minimum=1)
 AUTH_FAILURES_PER_ADDRESS = envint("AUTH_FAILURES_PER_ADDRESS", "50", minimum=1)
+# Refresh tokens (docker login's identity token, the OAuth2 form's access_type=offline) expire.
+REFRESH_TOKEN_DAYS = envint("REFRESH_TOKEN_DAYS", "30", minimum=1)
+
+# The reverse proxies in front of the portal (addresses or CIDR networks): from them, and only
+# from them, X-Forwarded-For names the client (portal/net.py). Empty: no proxy is trusted, and
+# REMOTE_ADDR is the client. Behind the shipped nginx, name nginx's address.
+TRUSTED_PROXIES = envlist("TRUSTED_PROXIES", "")
+try:
+    import ipaddress as _ipaddress
+
+    for _item in TRUSTED_PROXIES:
+        _ipaddress.ip_network(_item, strict=False)
+except ValueError as exc:
+    raise ImproperlyConfigured(f"TRUSTED_PROXIES must list addresses or CIDR networks: {exc}") from None
+# django-allauth's own rate limits read the client address through our adapter (accounts/adapter.py).
 
 # Sync: the reconcile crawl and the sweep of stored events that were never processed.
 SYNC_INTERVAL_SECONDS = envint("SYNC_INTERVAL_SECONDS", "600", minimum=0)  # 0: no scheduled crawl

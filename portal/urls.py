@@ -1,3 +1,4 @@
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
@@ -7,6 +8,10 @@ from portal.health import healthz, readyz
 from repositories import org_views, registry_views, views
 from repositories.admin_views import effective_access
 from repositories.api.views import DockerSearchView
+
+# The admin signs in through allauth's login, so two-factor authentication holds there too
+# (Django's own admin login form asks for the password only).
+admin.site.login = secure_admin_login(admin.site.login)
 
 NS = r"(?P<namespace>[a-z0-9]+(?:[._-][a-z0-9]+)*)"
 NAME = r"(?P<name>[a-z0-9][a-z0-9._/-]*?)"

@@ -8,80 +8,33 @@ audit log.
 
 from __future__ import annotations
 
-import fnmatch
+import datetime as dt
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
-from django.conf import settings
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q, QuerySet
 from django.http import Http404
-from django.utils import timezone
 
+from accounts.actors import ANONYMOUS, SYSTEM, TOKEN_SCOPE_CAP, Actor, Via, actor_for_user
 from accounts.models import (
     Level,
     Membership,
     Namespace,
     Organization,
-    PersonalAccessToken,
     Robot,
     TokenScope,
     User,
     Visibility,
 )
 from repositories.models import AccessRule, Repository, RepositoryGrant
+from repositories.registry.token import Scope
 
-TOKEN_SCOPE_CAP = {TokenScope.READ: Level.READ, TokenScope.WRITE: Level.WRITE, TokenScope.DELETE: Level.ADMIN}
+__all__ = ["ANONYMOUS", "SYSTEM", "TOKEN_SCOPE_CAP", "Actor", "actor_for_user"]
 
 # Registry actions → the level they need (DESIGN.md section 4, token mapping).
 ACTION_LEVEL = {"pull": Level.READ, "push": Level.WRITE, "delete": Level.ADMIN, "*": Level.ADMIN}
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who is asking, and through which credential. Built by accounts.credentials."""
-
-    kind: str  # "anonymous", "user", "robot", "system"
-    user: User | None = None
-    robot: Robot | None = None
-    token: PersonalAccessToken | None = None
-
-    @property
-    def name(self) -> str:
-        if self.kind == "system":
-            return settings.SYSTEM_IDENTITY
-        if self.robot is not None:
-            return self.robot.username
-        return self.user.username if self.user is not None else ""
-
-    @property
-    def is_anonymous(self) -> bool:
-        return self.kind == "anonymous"
-
-    @property
-    def is_system(self) -> bool:
-        return self.kind == "system"
-
-    @property
-    def is_staff(self) -> bool:
-        return self.user is not None and self.user.is_active and self.user.is_staff
-
-    @property
-    def cap(self) -> tuple[Level, str]:
-        """The most this credential may do, whatever its holder may."""
-        if self.token is not None:
-            return TOKEN_SCOPE_CAP[TokenScope(self.token.scope)], f"token scope {self.token.scope}"
-        return Level.ADMIN, ""
-
-
-ANONYMOUS = Actor(kind="anonymous")
-SYSTEM = Actor(kind="system")
-
-
-def actor_for_user(user) -> Actor:
-    if user is None or not getattr(user, "is_authenticated", False):
-        return ANONYMOUS
-    return Actor(kind="user", user=user)
 
 
 @dataclass
@@ -97,16 +50,7 @@ class Decision:
 
 def _disabled(actor: Actor) -> str:
     """Why this actor gets nothing at all, or '' when it is in good standing."""
-    if actor.user is not None and not actor.user.is_active:
-        return "user is inactive"
-    if actor.robot is not None and not actor.robot.is_active:
-        return "robot is disabled"
-    if actor.token is not None:
-        if actor.token.revoked_at is not None:
-            return "token is revoked"
-        if actor.token.expires_at is not None and actor.token.expires_at <= timezone.now():
-            return "token has expired"
-    return ""
+    return actor.disabled_reason()
 
 
 def decide(actor: Actor, namespace: Namespace | None, name: str, repository: Repository | None = None) -> Decision:
@@ -148,28 +92,43 @@ def decide(actor: Actor, namespace: Namespace | None, name: str, repository: Rep
 
 
 def _outside_token_limits(actor: Actor, namespace_name: str, name: str) -> bool:
-    limits = actor.token.limits if actor.token is not None else None
+    limits = actor.limits
     if not limits:
         return False
     full_name = f"{namespace_name}/{name}"
     return not any(limit in (namespace_name, full_name) for limit in limits)
 
 
+def limits_within(limits: list[str], outer: list[str]) -> bool:
+    """Whether every entry of `limits` lies inside `outer`: the same entry, or a repository
+    inside a namespace that `outer` names. An empty `outer` holds everything; an empty
+    `limits` (no limit at all) lies inside nothing but that."""
+    if not outer:
+        return True
+    if not limits:
+        return False
+    for limit in limits:
+        namespace, _, rest = limit.partition("/")
+        if limit not in outer and not (rest and namespace in outer):
+            return False
+    return True
+
+
 def _user_sources(user: User, namespace: Namespace, name: str, repository: Repository | None):
     if namespace.user_id == user.pk:
         yield Level.ADMIN, "owner of personal namespace"
         return
-    if namespace.organization_id is None:
-        return
-    role = (
-        Membership.objects.filter(organization_id=namespace.organization_id, user=user)
-        .values_list("role", flat=True)
-        .first()
-    )
+    role = None
+    if namespace.organization_id is not None:
+        role = (
+            Membership.objects.filter(organization_id=namespace.organization_id, user=user)
+            .values_list("role", flat=True)
+            .first()
+        )
     if role == Membership.Role.OWNER:
         yield Level.ADMIN, f"owner of organization {namespace.name}"
         return
-    if repository is not None:
+    if repository is not None:  # grants: also collaborators on a personal repository
         grants = (
             RepositoryGrant.objects.filter(repository=repository)
             .filter(Q(user=user) | Q(team__memberships__user=user))
@@ -179,7 +138,7 @@ def _user_sources(user: User, namespace: Namespace, name: str, repository: Repos
             holder = f"team {grant.team.name}" if grant.team_id else "user"
             yield Level(grant.level), f"{holder} grant ({Level(grant.level).label})"
     if role is None:
-        return  # rules name teams of the organization; non-members hold none
+        return  # rules name teams of an organization; non-members (and personal namespaces) hold none
     rules = AccessRule.objects.filter(
         organization_id=namespace.organization_id, team__memberships__user=user
     ).select_related("team")
@@ -199,9 +158,93 @@ def _robot_sources(robot: Robot, namespace: Namespace, name: str, repository: Re
             yield Level(rule.level), f"robot rule {rule.pattern} ({Level(rule.level).label})"
 
 
+# --- one pattern matcher: access rules (here and in SQL) and webhook tag filters -------------
+
+PATTERN_HELP = (
+    "Shell-style: * matches anything (also across /), ? one character, [abc] or [a-z] one of a set, "
+    "[!abc] one not in it."
+)
+
+
+class InvalidPattern(ValueError):
+    """A pattern that is not in the grammar PATTERN_HELP describes."""
+
+
+def pattern_regex(pattern: str) -> str:
+    """The pattern as an anchored regular expression that PostgreSQL (ARE) and SQLite/Python
+    read alike, so a rule matches the same names in decide() and in visible_repositories().
+    Raises InvalidPattern for anything outside the grammar (an unclosed or empty set, a
+    reversed range), so a bad pattern is refused when saved instead of breaking every list."""
+    out, i = ["^"], 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "*":
+            out.append(".*")
+        elif char == "?":
+            out.append(".")
+        elif char == "[":
+            end = pattern.find("]", i + 1)
+            if end == -1:
+                raise InvalidPattern(f"{pattern!r}: a [ without its ]")
+            out.append(_pattern_class(pattern, pattern[i + 1 : end]))
+            i = end
+        elif char == "]":
+            raise InvalidPattern(f"{pattern!r}: a ] without its [")
+        else:
+            out.append(_literal(char))
+        i += 1
+    return "".join(out) + "$"
+
+
+def _literal(char: str) -> str:
+    # A backslash before a character that is not a letter or digit makes it literal in both
+    # dialects; letters and digits stand for themselves (a backslash would make them escapes).
+    if char == "\\" or ord(char) < 32 or ord(char) > 126:
+        raise InvalidPattern(f"{char!r} is not allowed in a pattern")
+    return char if char.isalnum() else "\\" + char
+
+
+def _pattern_class(pattern: str, body: str) -> str:
+    negate = body.startswith("!")
+    if negate:
+        body = body[1:]
+    if not body:
+        raise InvalidPattern(f"{pattern!r}: an empty [] set")
+    items, i = [], 0
+    while i < len(body):
+        if i + 2 < len(body) and body[i + 1] == "-":
+            low, high = body[i], body[i + 2]
+            if not (low.isalnum() and high.isalnum()) or low > high:
+                raise InvalidPattern(f"{pattern!r}: [{low}-{high}] is not a range (use [a-z] or [0-9])")
+            items.append(f"{low}-{high}")
+            i += 3
+        else:
+            items.append(_literal(body[i]))
+            i += 1
+    return "[" + ("^" if negate else "") + "".join(items) + "]"
+
+
+@lru_cache(maxsize=4096)
+def _compiled(pattern: str) -> re.Pattern | None:
+    try:
+        return re.compile(pattern_regex(pattern))
+    except (InvalidPattern, re.error):
+        return None
+
+
 def pattern_matches(pattern: str, name: str) -> bool:
-    """Shell-style, case-sensitive; `*` also crosses `/` so `base/*` covers `base/a/b`."""
-    return fnmatch.fnmatchcase(name, pattern)
+    """Shell-style, case-sensitive; `*` also crosses `/` so `base/*` covers `base/a/b`. A pattern
+    that is not valid (stored before validation existed) matches nothing, here as in SQL."""
+    compiled = _compiled(pattern)
+    return compiled is not None and compiled.match(name) is not None
+
+
+def validate_pattern(pattern: str) -> None:
+    """Django validator for stored patterns."""
+    try:
+        pattern_regex(pattern)
+    except InvalidPattern as exc:
+        raise ValidationError(f"{exc}. {PATTERN_HELP}") from None
 
 
 def split_repository_name(full_name: str) -> tuple[str, str]:
@@ -250,35 +293,51 @@ def may_list_catalog(actor: Actor) -> bool:
 
 
 def visible_repositories(actor: Actor) -> QuerySet[Repository]:
-    """Every repository the actor may read, as one SQL query (for lists, search and counts):
-    subqueries rather than joins, so no DISTINCT is needed and the planner can use indexes."""
-    qs = Repository.objects.all()
-    public = Q(visibility=Visibility.PUBLIC)
+    """Every repository the actor may read, as one SQL query (for lists, search and counts)."""
+    return repositories_with_level(actor, Level.READ)
+
+
+def repositories_with_level(actor: Actor, level: Level) -> QuerySet[Repository]:
+    """Every repository on which decide() gives the actor at least `level`, as one SQL query:
+    subqueries rather than joins, so no DISTINCT is needed and the planner can use indexes.
+    The same sources as decide(), within the credential's cap and limits; the property test
+    holds the two to the same answers."""
+    repositories = Repository.objects.all()
+    everyone = Q(visibility=Visibility.PUBLIC) if level <= Level.READ else Q(pk__in=[])
     if actor.is_system:
-        return qs
+        return repositories
     if _disabled(actor):
-        return qs.none()  # as decide(): inactive users and dead tokens get nothing at all
-    if actor.is_anonymous:
-        return qs.filter(public)
-    if actor.token is not None and actor.token.limits:
-        qs = qs.filter(public | _limits_q(actor.token.limits))
+        return repositories.none()  # as decide(): inactive users and dead tokens get nothing at all
+    if actor.is_anonymous or actor.cap[0] < level:
+        return repositories.filter(everyone)
+    # Outside its limits a credential still reads what anyone may, and nothing more.
+    reach = Q(pk__in=Repository.objects.filter(_limits_q(actor.limits)).values("pk")) if actor.limits else None
     if actor.is_staff:
-        return qs
+        return repositories if reach is None else repositories.filter(everyone | reach)
     if actor.user is not None:
         user = actor.user
         owned_orgs = Membership.objects.filter(user=user, role=Membership.Role.OWNER).values("organization_id")
-        granted = RepositoryGrant.objects.filter(Q(user=user) | Q(team__memberships__user=user)).values("repository_id")
-        rules = AccessRule.objects.filter(team__memberships__user=user)
-        return qs.filter(
-            public
-            | Q(namespace__user=user)
+        member_orgs = Membership.objects.filter(user=user).values("organization_id")
+        granted = (
+            RepositoryGrant.objects.filter(level__gte=level)
+            .filter(Q(user=user) | Q(team__memberships__user=user))
+            .values("repository_id")
+        )
+        # Rules name teams of the organization; a member who left holds none (as decide()).
+        rules = AccessRule.objects.filter(team__memberships__user=user, organization_id__in=member_orgs)
+        held = (
+            Q(namespace__user=user)
             | Q(namespace__organization_id__in=owned_orgs)
             | Q(pk__in=granted)
-            | _rules_q(rules)
+            | _rules_q(rules, level)
         )
-    robot = actor.robot
-    granted = RepositoryGrant.objects.filter(robot=robot).values("repository_id")
-    return qs.filter(public | Q(pk__in=granted) | _rules_q(AccessRule.objects.filter(robot=robot)))
+    else:
+        robot = actor.robot
+        granted = RepositoryGrant.objects.filter(robot=robot, level__gte=level).values("repository_id")
+        held = Q(namespace__organization_id=robot.organization_id) & (
+            Q(pk__in=granted) | _rules_q(AccessRule.objects.filter(robot=robot), level)
+        )
+    return repositories.filter(everyone | (held if reach is None else reach & held))
 
 
 def _limits_q(limits: list[str]) -> Q:
@@ -288,32 +347,34 @@ def _limits_q(limits: list[str]) -> Q:
     return q
 
 
-def _rules_q(rules: QuerySet[AccessRule]) -> Q:
-    """Repositories matched by these rules' patterns, evaluated by the database."""
+def _rules_q(rules: QuerySet[AccessRule], level: Level = Level.READ) -> Q:
+    """Repositories matched by these rules' patterns (at `level` or above), evaluated by the
+    database with the same regular expression pattern_matches uses."""
     q = Q(pk__in=[])
-    for org_id, pattern in rules.values_list("organization_id", "pattern").distinct():
+    for org_id, pattern in rules.filter(level__gte=level).values_list("organization_id", "pattern").distinct():
+        if _compiled(pattern) is None:
+            continue  # matches nothing, as in decide()
         q |= Q(namespace__organization_id=org_id, name__regex=pattern_regex(pattern))
     return q
 
 
-def pattern_regex(pattern: str) -> str:
-    """The shell pattern as an anchored regular expression that PostgreSQL and SQLite (Python's
-    re) read alike: * and ? become .* and ., [...] stays a class, the rest is literal."""
-    out, i = ["^"], 0
-    while i < len(pattern):
-        char = pattern[i]
-        if char == "*":
-            out.append(".*")
-        elif char == "?":
-            out.append(".")
-        elif char == "[" and "]" in pattern[i + 1 :]:
-            end = pattern.index("]", i + 1)
-            out.append("[" + pattern[i + 1 : end].replace("\\", "\\\\") + "]")
-            i = end
+# --- the registry's token: a pure function of the policy -------------------------------------
+
+
+def registry_grants(actor: Actor, scopes: list[Scope]) -> list[dict]:
+    """What a registry token grants: for each requested scope the subset of its actions the
+    policy allows (DESIGN.md section 4), and an empty list for the rest; never an error for a
+    scope. It reads and decides, and writes nothing: a repository pushed to for the first time
+    is created when the registry reports the push, not when a token is asked for."""
+    grants = []
+    for scope in scopes:
+        if scope.type == "registry":
+            actions = ["*"] if may_list_catalog(actor) else []
         else:
-            out.append(re.escape(char))
-        i += 1
-    return "".join(out) + "$"
+            decision, _, _ = decide_by_name(actor, scope.name)
+            actions = [a for a in scope.actions if decision.allows(ACTION_LEVEL[a])]
+        grants.append({"type": scope.type, "name": scope.name, "actions": actions})
+    return grants
 
 
 # --- namespaces and organizations ------------------------------------------------------------
@@ -321,7 +382,7 @@ def pattern_regex(pattern: str) -> str:
 
 def organization_role(actor: Actor, organization_id: int) -> str | None:
     """'owner', 'member' or None; staff count as owners. Caps and limits are not applied here:
-    callers that write use may_manage_organization."""
+    callers that change anything use may_manage_organization."""
     if actor.is_system:
         return Membership.Role.OWNER
     if _disabled(actor) or actor.user is None:
@@ -335,27 +396,108 @@ def organization_role(actor: Actor, organization_id: int) -> str | None:
     )
 
 
-def may_manage_organization(actor: Actor, organization: Organization, *, level: Level = Level.ADMIN) -> bool:
-    """Members, teams, rules, robots and settings of an organization: its owners and staff,
-    within the credential's cap (a read-only token changes nothing) and limits."""
+def may_manage_organization(actor: Actor, organization: Organization) -> bool:
+    """Members, teams, access rules, robots, webhooks, settings and the audit log of an
+    organization: its owners and staff, with a credential that holds the admin cap (a token of
+    scope delete; what a session or a password holds) and reaches the organization's namespace.
+    An admin act whatever the HTTP method: reading robots or webhooks shows what only an owner
+    may see."""
     if organization_role(actor, organization.pk) != Membership.Role.OWNER:
         return False
-    cap, _ = actor.cap
-    if cap < level:
+    if actor.cap[0] < Level.ADMIN:
         return False
-    limits = actor.token.limits if actor.token is not None else None
-    return not limits or organization.name in limits
+    return not actor.limits or organization.name in actor.limits
 
 
 def may_see_organization_internals(actor: Actor, organization: Organization) -> bool:
     """Members, teams and rules are visible to the organization's members."""
-    return organization_role(actor, organization.pk) is not None
+    if organization_role(actor, organization.pk) is None:
+        return False
+    return not actor.limits or organization.name in actor.limits
 
 
 def credential_allows(actor: Actor, level: Level) -> bool:
     """Whether the credential itself may act at this level (for writes that are not about a
-    repository, e.g. creating a token or an organization)."""
+    repository or an organization, e.g. starring)."""
     return not _disabled(actor) and not actor.is_anonymous and actor.cap[0] >= level
+
+
+# --- credentials that make credentials ---------------------------------------------------------
+# A credential never widens itself (DESIGN.md section 4): whatever it creates lies within its own
+# scope, limits and expiry, and a read-only credential creates nothing. Every path that makes a
+# credential asks one of these; each answers '' (allowed) or why not, for the caller to show.
+
+
+def token_creation_refusal(actor: Actor, *, scope: str, limits: list[str], expires_at: dt.datetime | None) -> str:
+    """May `actor` create a personal access token (for itself) with this scope, limits and
+    expiry?"""
+    if actor.is_anonymous or actor.user is None or actor.robot is not None:
+        return "Only a signed-in user creates personal access tokens."
+    if _disabled(actor):
+        return f"This credential is not valid ({_disabled(actor)})."
+    if actor.via in (Via.SESSION, Via.PASSWORD):
+        return ""  # the user themself (2FA, where set up, was already passed or enforced)
+    cap, cap_reason = actor.cap
+    if cap < Level.WRITE:
+        return "A read-only token changes nothing, and creates no tokens."
+    wanted = TOKEN_SCOPE_CAP[TokenScope(scope)]
+    if wanted > cap:
+        return f"A token cannot create a token with a wider scope than its own ({cap_reason})."
+    if not limits_within(limits, actor.limits):
+        return (
+            "A limited token can only create tokens limited to the same namespaces and repositories "
+            f"(or repositories inside its namespaces): {', '.join(actor.limits)}."
+        )
+    if actor.expires_at is not None and (expires_at is None or expires_at > actor.expires_at):
+        return (
+            f"A token that expires ({actor.expires_at:%Y-%m-%d %H:%M} UTC) can only create tokens that expire "
+            "no later than it does."
+        )
+    return ""
+
+
+def organization_creation_refusal(actor: Actor) -> str:
+    """May `actor` create an organization (and own it)? A signed-in user, or a token of scope
+    delete with no limits: a limited token would make a namespace outside its own limits."""
+    if actor.is_anonymous or actor.user is None or _disabled(actor):
+        return "Sign in to create an organization."
+    if actor.cap[0] < Level.ADMIN:
+        return "Creating an organization needs a session or a token of scope delete (read, write and delete)."
+    if actor.limits:
+        return "A token limited to some namespaces or repositories cannot create an organization."
+    return ""
+
+
+def robot_secret_refusal(actor: Actor, organization: Organization) -> str:
+    """May `actor` create a robot of this organization, or rotate one (and so read its secret)?
+    An organization owner's admin act; a robot's secret does not expire, so a credential that
+    does (or that is limited to less than the organization) cannot make one."""
+    if not may_manage_organization(actor, organization):
+        return "Only the organization's owners may manage robots, with a token of scope delete."
+    if actor.expires_at is not None:
+        return (
+            "This token expires, and a robot's secret does not: create or rotate robots in the browser, "
+            "or with a token that does not expire."
+        )
+    return ""
+
+
+def repository_creation_refusal(actor: Actor, namespace: Namespace | None, name: str, visibility: str | None) -> str:
+    """May `actor` create repository `name` in `namespace` with this visibility (None: the
+    namespace's default)? Write on the namespace creates; making it public, when the namespace's
+    default is private, is an admin setting."""
+    if namespace is None:
+        return "No such namespace, or you may not create repositories in it."
+    decision = decide(actor, namespace, name)
+    if not decision.allows(Level.WRITE):
+        return f"You may not create repositories in {namespace.name}."
+    public = visibility == Visibility.PUBLIC and namespace.default_visibility != Visibility.PUBLIC
+    if public and not decision.allows(Level.ADMIN):
+        return (
+            f"Making a repository public needs admin rights in {namespace.name} ({decision.reason}): "
+            "create it private, and ask an owner to publish it."
+        )
+    return ""
 
 
 # --- reverse: who has access -----------------------------------------------------------------

@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 from django.db import transaction
-from django.db.models import Count, Max, OuterRef, Subquery
+from django.db.models import Case, Count, DateTimeField, OuterRef, Subquery, Value, When
 from django.utils.html import format_html_join
 
 from audit.admin_mixins import AuditedAdmin, ReadOnlyAdmin
@@ -54,35 +54,46 @@ class RepositoryAdmin(AuditedAdmin, admin.ModelAdmin):
     ordering = ("full_name",)  # unique and indexed: no join, no sort of the whole table
     actions = ["sync_now"]
 
-    def changelist_view(self, request, extra_context=None):
-        # Two queries for the whole page: the newest full crawl, and the newest clean crawl of
-        # each repository that was crawled on its own.
-        done = [SyncRun.Status.OK, SyncRun.Status.PARTIAL]
-        request._latest_full_run = SyncRun.objects.filter(repository="", status__in=done, dry_run=False).first()
-        request._own_runs = dict(
-            SyncRun.objects.filter(status=SyncRun.Status.OK, dry_run=False)
-            .exclude(repository="")
-            .values("repository")
-            .annotate(last=Max("finished_at"))
-            .values_list("repository", "last")
-        )
-        return super().changelist_view(request, extra_context)
+    def get_readonly_fields(self, request, obj=None):
+        # The registry holds the repository under its name and has no rename: renaming the row
+        # would point the portal at a name the registry does not have.
+        if obj is not None:
+            return ("namespace", "name", *self.readonly_fields)
+        return self.readonly_fields
 
     @admin.display(description="last synced")
     def last_synced(self, obj: Repository):
-        request = getattr(self, "_request", None)
-        latest = getattr(request, "_latest_full_run", None)
-        candidates = [getattr(request, "_own_runs", {}).get(obj.full_name)]
-        if latest is not None and obj.full_name not in latest.report.get("errors", {}):
-            candidates.append(latest.finished_at)
-        found = [c for c in candidates if c is not None]
+        # Annotated per row by get_queryset: the newest clean crawl of this repository alone,
+        # and the newest whole-registry crawl unless it had an error for this repository.
+        found = [t for t in (getattr(obj, "own_sync", None), getattr(obj, "full_sync", None)) if t is not None]
         return max(found) if found else None
 
     def get_queryset(self, request):
-        self._request = request
-        # A correlated subquery per row of the page: no GROUP BY over a million tags.
+        # Correlated subqueries per row of the page (no GROUP BY over a million tags), and the
+        # newest full crawl read once per request; nothing is kept on this shared instance.
         tags = Tag.objects.filter(repository=OuterRef("pk")).order_by().values("repository")
-        return super().get_queryset(request).annotate(tag_count=Subquery(tags.annotate(n=Count("pk")).values("n")[:1]))
+        own = SyncRun.objects.filter(
+            repository=OuterRef("full_name"), status=SyncRun.Status.OK, dry_run=False
+        ).order_by("-finished_at")
+        latest = SyncRun.objects.filter(
+            repository="", status__in=[SyncRun.Status.OK, SyncRun.Status.PARTIAL], dry_run=False
+        ).first()
+        full_sync = Value(None, output_field=DateTimeField())
+        if latest is not None:
+            failed = list((latest.report or {}).get("errors", {}))
+            full_sync = Case(
+                When(full_name__in=failed, then=Value(None, output_field=DateTimeField())),
+                default=Value(latest.finished_at, output_field=DateTimeField()),
+            )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                tag_count=Subquery(tags.annotate(n=Count("pk")).values("n")[:1]),
+                own_sync=Subquery(own.values("finished_at")[:1]),
+                full_sync=full_sync,
+            )
+        )
 
     list_select_related = ("namespace",)
     search_fields = ("full_name",)
@@ -159,9 +170,11 @@ class AccessRuleAdmin(AuditedAdmin, admin.ModelAdmin):
     def matches(self, obj: AccessRule):
         if obj.pk is None:
             return "Save to see the repositories it matches."
-        found = Repository.objects.filter(
-            namespace__organization=obj.organization, name__regex=access.pattern_regex(obj.pattern)
-        ).order_by("name")
+        try:
+            regex = access.pattern_regex(obj.pattern)
+        except access.InvalidPattern as exc:
+            return f"This pattern matches nothing: {exc}"
+        found = Repository.objects.filter(namespace__organization=obj.organization, name__regex=regex).order_by("name")
         names = list(found.values_list("full_name", flat=True)[:50])
         if not names:
             return "None yet."

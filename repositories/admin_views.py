@@ -11,7 +11,6 @@ from django.template.response import TemplateResponse
 
 from accounts.models import Level, Namespace, PersonalAccessToken, Robot, User
 from repositories import access
-from repositories.models import Repository
 
 ACTIONS = [("pull", Level.READ), ("push", Level.WRITE), ("delete", Level.ADMIN)]
 
@@ -83,9 +82,10 @@ def effective_access(request: HttpRequest) -> HttpResponse:
         else:
             namespace = Namespace.objects.get(name=target)
             rows = []
-            for repository in (
-                Repository.objects.filter(namespace=namespace).select_related("namespace").order_by("name")[:200]
-            ):
+            # What the staff member at the console may see (everything: staff), through the one
+            # visibility query like every other list.
+            seen = access.visible_repositories(access.actor_for_user(request.user)).filter(namespace=namespace)
+            for repository in seen.select_related("namespace").order_by("name")[:200]:
                 decision = access.decide(actor, namespace, repository.name, repository)
                 rows.append((repository.full_name, Level(decision.level).label, decision.reason))
             context["namespace_rows"] = rows

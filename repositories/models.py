@@ -4,6 +4,7 @@ manifests, tags, grants, access rules, stars, and the registry's events as they 
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -212,8 +213,28 @@ class RepositoryGrant(models.Model):
     def holder(self):
         return self.team or self.user or self.robot
 
+    def clean(self) -> None:
+        """A team or robot holds grants only on its own organization's repositories."""
+        org_id = self.repository.namespace.organization_id if self.repository_id else None
+        for kind in ("team", "robot"):
+            holder = getattr(self, kind)
+            if holder is not None and holder.organization_id != org_id:
+                raise ValidationError(
+                    {kind: f"{holder} belongs to another organization than {self.repository.full_name}."}
+                )
+
     def __str__(self) -> str:
         return f"{self.holder} → {self.repository_id} ({self.get_level_display()})"
+
+
+RULE_PATTERN_RE = r"^[a-z0-9._/*?\[\]!-]+$"
+
+
+def _validate_rule_pattern(pattern: str) -> None:
+    from repositories.access import validate_pattern
+
+    RegexValidator(RULE_PATTERN_RE, "Use lowercase letters, digits, . _ - / and the wildcards * ? [ ] !.")(pattern)
+    validate_pattern(pattern)
 
 
 class AccessRule(models.Model):
@@ -223,7 +244,11 @@ class AccessRule(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="access_rules")
     team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="access_rules")
     robot = models.ForeignKey(Robot, null=True, blank=True, on_delete=models.CASCADE, related_name="access_rules")
-    pattern = models.CharField(max_length=200, help_text="e.g. ci-* or base/*; * matches everything")
+    pattern = models.CharField(
+        max_length=200,
+        help_text="e.g. ci-* or base/*: * matches anything (also across /), ? one character, [a-z] one of a set",
+        validators=[_validate_rule_pattern],
+    )
     level = models.PositiveSmallIntegerField(choices=Level.choices, default=Level.READ)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -234,10 +259,15 @@ class AccessRule(models.Model):
                 name="access_rule_exactly_one_holder",
             ),
             models.CheckConstraint(condition=LEVEL_CHECK, name="access_rule_level_valid"),
-            models.CheckConstraint(
-                condition=Q(pattern__regex=r"^[a-z0-9._/*?\[\]-]+$"), name="access_rule_pattern_chars"
-            ),
+            models.CheckConstraint(condition=Q(pattern__regex=RULE_PATTERN_RE), name="access_rule_pattern_chars"),
         ]
+
+    def clean(self) -> None:
+        """A rule names a team or robot of its own organization."""
+        for kind in ("team", "robot"):
+            holder = getattr(self, kind)
+            if holder is not None and self.organization_id and holder.organization_id != self.organization_id:
+                raise ValidationError({kind: f"{holder} belongs to another organization than {self.organization}."})
 
     def __str__(self) -> str:
         return f"{self.team or self.robot}: {self.organization}/{self.pattern} ({self.get_level_display()})"

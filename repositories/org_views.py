@@ -25,7 +25,7 @@ from repositories.forms import (
     TeamMemberForm,
     WebhookForm,
 )
-from repositories.models import AccessRule, Repository
+from repositories.models import AccessRule
 from webhooks import services as webhook_services
 from webhooks.models import Webhook
 
@@ -53,10 +53,10 @@ def repository_create(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         namespace = Namespace.objects.get(name=form.cleaned_data["namespace"])
         name = form.cleaned_data["name"].strip().lower()
-        if not access.decide(actor, namespace, name).allows(Level.WRITE):
-            form.add_error("namespace", "You may not create repositories here.")
-        elif Repository.objects.filter(namespace=namespace, name=name).exists():
-            form.add_error("name", "A repository with this name exists.")
+        refusal = access.repository_creation_refusal(actor, namespace, name, form.cleaned_data["visibility"])
+        if refusal:
+            field = "visibility" if access.decide(actor, namespace, name).allows(Level.WRITE) else "namespace"
+            form.add_error(field, refusal)
         else:
             try:
                 repository = services.repository_create(
@@ -102,6 +102,8 @@ def organization_settings(request: HttpRequest, name: str) -> HttpResponse:
     if not access.may_manage_organization(actor, organization):
         raise PermissionDenied("Only the organization's owners manage it.")
     action = request.POST.get("action", "")
+    if action in ("robot", "rotate-robot") and access.robot_secret_refusal(actor, organization):
+        raise PermissionDenied(access.robot_secret_refusal(actor, organization))
     forms = {
         "settings": OrganizationSettingsForm(
             request.POST if action == "settings" else None,

@@ -1,8 +1,8 @@
 """The two endpoints the registry and its clients talk to: the token server (`/auth/token`,
 docs/spec/auth/token.md and oauth.md) and the notification receiver (`/api/v1/registry/events`).
 
-Both are thin: credentials.py says who is asking, access.py decides (through
-services.registry_access_grant), token.py signs, sync.py stores and processes."""
+Both are thin: credentials.py says who is asking, access.py decides (registry_grants, a pure
+function: a token request writes nothing), token.py signs, sync.py stores and processes."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.credentials import Throttled, authenticate_credentials, authenticate_refresh_token
+from accounts.credentials import PasswordRefused, Throttled, authenticate_credentials, authenticate_refresh_token
 from accounts.services import refresh_token_create
-from repositories import access, services, sync
+from portal.net import client_address
+from repositories import access, sync
 from repositories.registry import get_issuer
 from repositories.registry.events import EnvelopeError, parse_envelope, parse_event
 from repositories.registry.token import Scope, ScopeError, parse_scopes
@@ -48,7 +49,7 @@ def _oauth_error(status: int, error: str, description: str, **headers: str) -> J
 
 
 def _address(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+    return client_address(request)
 
 
 def _too_long(params) -> bool:
@@ -83,20 +84,23 @@ def _authenticate(request: HttpRequest, username: str, secret: str) -> access.Ac
         actor = authenticate_credentials(username, secret, address=_address(request))
     except Throttled as exc:
         raise Refused(429, "too many failed logins; try again later", retry_after=exc.retry_after) from None
+    except PasswordRefused as exc:
+        raise Refused(401, str(exc)) from None
     if actor is None:
         raise Refused(401, "invalid username or password")
     return actor
 
 
-def _issue(actor: access.Actor, scopes: list[Scope], request: HttpRequest) -> dict:
-    grants = services.registry_access_grant(actor=actor, scopes=scopes, address=_address(request))
-    issued = get_issuer().issue(actor.name, [g for g in grants if g["actions"]])
-    return {
+def _issue(actor: access.Actor, scopes: list[Scope]) -> tuple[dict, list[dict]]:
+    grants = [g for g in access.registry_grants(actor, scopes) if g["actions"]]
+    issued = get_issuer().issue(actor.name, grants)
+    body = {
         "token": issued.token,
         "access_token": issued.token,
         "expires_in": issued.expires_in,
         "issued_at": issued.issued_at,
     }
+    return body, grants
 
 
 @csrf_exempt
@@ -127,12 +131,12 @@ def token_view(request: HttpRequest) -> JsonResponse:
                 return _error(exc.status, "TOOMANYREQUESTS", exc.message, Retry_After=str(exc.retry_after))
             return _error(exc.status, "UNAUTHORIZED", exc.message, WWW_Authenticate=BASIC_CHALLENGE)
 
-    body = _issue(actor, scopes, request)
-    # `docker login` asks for a refresh token ("identity token") with offline_token=true.
-    if params.get("offline_token") == "true" and not actor.is_anonymous:
-        body["refresh_token"] = refresh_token_create(
-            actor=actor, client_id=params.get("client_id", ""), address=_address(request)
-        )
+    body, _ = _issue(actor, scopes)
+    # `docker login` asks for a refresh token ("identity token") with offline_token=true. It is
+    # bound to the client that asked, so none is issued to a client that gives no client_id.
+    client_id = params.get("client_id", "")
+    if params.get("offline_token") == "true" and not actor.is_anonymous and client_id:
+        body["refresh_token"] = refresh_token_create(actor=actor, client_id=client_id, address=_address(request))
     return JsonResponse(body)
 
 
@@ -160,15 +164,18 @@ def _oauth_token(request: HttpRequest) -> JsonResponse:
                 return _oauth_error(429, "slow_down", exc.message, Retry_After=str(exc.retry_after))
             return _oauth_error(401, "invalid_grant", exc.message)
     elif grant_type == "refresh_token":
-        actor = authenticate_refresh_token(form.get("refresh_token", ""))
+        actor = authenticate_refresh_token(form.get("refresh_token", ""), client_id=client_id)
         if actor is None:
-            return _oauth_error(401, "invalid_grant", "invalid or revoked refresh token")
+            return _oauth_error(
+                401, "invalid_grant", "invalid, expired or revoked refresh token, or issued to another client"
+            )
     else:
         return _oauth_error(400, "unsupported_grant_type", "grant_type must be password or refresh_token")
 
-    body = _issue(actor, scopes, request)
+    body, grants = _issue(actor, scopes)
     del body["token"]  # the OAuth2 form answers access_token only
-    body["scope"] = " ".join(str(s) for s in scopes)
+    # What was granted (RFC 6749 section 5.1), which may be less than what was asked.
+    body["scope"] = " ".join(f"{g['type']}:{g['name']}:{','.join(g['actions'])}" for g in grants)
     if grant_type == "password" and form.get("access_type") == "offline":
         body["refresh_token"] = refresh_token_create(actor=actor, client_id=client_id, address=_address(request))
     return JsonResponse(body)

@@ -130,6 +130,13 @@ def tags_by_name(*, repository: Repository, names: list[str]) -> list[Tag]:
     return [rows[name] for name in names if name in rows]
 
 
+def tag_siblings(*, tag: Tag) -> list[str]:
+    """Every tag of the repository that points at this tag's manifest (itself included)."""
+    return sorted(
+        Tag.objects.filter(repository_id=tag.repository_id, manifest_id=tag.manifest_id).values_list("name", flat=True)
+    )
+
+
 def repository_grants(*, repository: Repository) -> QuerySet[RepositoryGrant]:
     return RepositoryGrant.objects.filter(repository=repository).select_related("team", "user", "robot__organization")
 
@@ -139,9 +146,3 @@ def daily_pulls(*, repository: Repository, days: int = 30):
 
     since = timezone.now().date() - dt.timedelta(days=days - 1)
     return DailyPulls.objects.filter(repository=repository, day__gte=since).order_by("day")
-
-
-def repository_activity(*, repository: Repository, limit: int = 20):
-    from audit.models import AuditEvent
-
-    return AuditEvent.objects.filter(repository=repository.full_name).order_by("-created_at", "-pk")[:limit]

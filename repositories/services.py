@@ -6,13 +6,11 @@ import contextlib
 import logging
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from accounts.models import Namespace, Visibility
 from audit.services import audit_record
-from repositories import access
 from repositories.models import Manifest, Repository
-from repositories.registry.token import Scope
 
 log = logging.getLogger(__name__)
 
@@ -26,14 +24,20 @@ def repository_create(
     actor=None,
     visibility: str | None = None,
     short_description: str = "",
+    full_description: str = "",
     reason: str = "",
     address: str | None = None,
 ) -> Repository:
+    """Create a repository (the caller asked access.repository_creation_refusal, or this is the
+    first push the registry reported). Its visibility is the namespace's default unless given."""
+    if Repository.objects.filter(namespace=namespace, name=name).exists():
+        raise ValidationError({"name": "A repository with this name exists."})
     repository = Repository(
         namespace=namespace,
         name=name,
         visibility=visibility or namespace.default_visibility or Visibility.PRIVATE,
         short_description=short_description,
+        full_description=full_description,
     )
     try:
         repository.full_clean()
@@ -50,47 +54,10 @@ def repository_create(
         data={"visibility": repository.visibility, "reason": reason}
         if reason
         else {"visibility": repository.visibility},
+        address=address,
     )
     _announce(repository, "repository_created", {"created_by": actor_name})
     return repository
-
-
-def registry_access_grant(*, actor: access.Actor, scopes: list[Scope], address: str | None = None) -> list[dict]:
-    """What a registry token grants: for each requested scope the subset of its actions the
-    policy allows (DESIGN.md section 4). Never an error for a scope: what is not allowed is
-    simply left out. A push to a repository that does not exist yet creates it when the actor
-    may write in its namespace."""
-    grants = []
-    for scope in scopes:
-        if scope.type == "registry":
-            actions = ["*"] if access.may_list_catalog(actor) else []
-        else:
-            actions = _repository_actions(actor, scope, address)
-        grants.append({"type": scope.type, "name": scope.name, "actions": actions})
-    return grants
-
-
-def _repository_actions(actor: access.Actor, scope: Scope, address: str | None) -> list[str]:
-    decision, namespace, repository = access.decide_by_name(actor, scope.name)
-    allowed = [a for a in scope.actions if decision.allows(access.ACTION_LEVEL[a])]
-    if repository is None and namespace is not None and ("push" in allowed or "*" in allowed):
-        _, name = access.split_repository_name(scope.name)
-        try:
-            with transaction.atomic():
-                repository_create(
-                    namespace=namespace,
-                    name=name,
-                    actor=actor.user,
-                    actor_name=actor.name,
-                    reason=f"created by push ({decision.reason})",
-                    address=address,
-                )
-        except IntegrityError:
-            pass  # created by a concurrent request: fine, it exists now
-        except ValidationError as exc:
-            log.info("refusing push to %s: %s", scope.name, exc)
-            return [a for a in allowed if a == "pull"]
-    return allowed
 
 
 # OCI annotation keys, with the label names some builders use instead.
@@ -262,9 +229,13 @@ def grant_set(*, repository: Repository, level: int, actor, team=None, user=None
     from repositories.models import RepositoryGrant
 
     holder = {"team": team} if team else {"user": user} if user else {"robot": robot}
-    grant, created = RepositoryGrant.objects.update_or_create(
-        repository=repository, **holder, defaults={"level": level}
-    )
+    grant = RepositoryGrant.objects.filter(repository=repository, **holder).first()
+    created = grant is None
+    if grant is None:
+        grant = RepositoryGrant(repository=repository, **holder)
+    grant.level = level
+    grant.full_clean(validate_unique=False)  # a team or robot of this repository's organization only
+    grant.save()
     audit_record(
         action="grant.set",
         actor=actor,

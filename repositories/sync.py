@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -242,14 +243,25 @@ def announce_push(*, repository: Repository, tag_name: str) -> None:
 
 
 def repository_for_push(*, namespace: Namespace, name: str, actor_name: str) -> Repository:
+    """The repository a push went to, created on its first push (the token server only decided
+    that the pusher may: a token request writes nothing). It gets the namespace's default
+    visibility, and the pusher (the token's subject) as its creator."""
     repository = Repository.objects.filter(namespace=namespace, name=name).first()
     if repository is not None:
         return repository
+    from accounts.models import User
+
+    pusher = User.objects.filter(username=actor_name).first() if actor_name and "+" not in actor_name else None
     try:
         with transaction.atomic():
-            return repository_create(namespace=namespace, name=name, actor_name=actor_name, reason="created by push")
-    except IntegrityError:  # created concurrently by another event
-        return Repository.objects.get(namespace=namespace, name=name)
+            return repository_create(
+                namespace=namespace, name=name, actor=pusher, actor_name=actor_name, reason="created by push"
+            )
+    except (IntegrityError, ValidationError) as exc:
+        found = Repository.objects.filter(namespace=namespace, name=name).first()
+        if found is None:  # not a concurrent creation: a name the portal cannot hold
+            raise EventProcessingError(f"cannot create {namespace.name}/{name}: {exc}") from None
+        return found
 
 
 def tag_upsert(*, repository: Repository, name: str, manifest: Manifest, pushed_at: dt.datetime, pushed_by: str) -> str:

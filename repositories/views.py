@@ -16,11 +16,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.models import Level, Membership, Organization, Robot, Team, User
+from audit import selectors as audit_selectors
 from portal.params import query_param
 from repositories import access, selectors, services
 from repositories.forms import DeleteRepositoryForm, DescriptionForm, GrantForm, VisibilityForm, WebhookForm
 from repositories.markdown import render_markdown
-from repositories.models import DailyPulls, Repository, RepositoryGrant, Tag
+from repositories.models import DailyPulls, Repository, RepositoryGrant
 from repositories.registry.client import RegistryError
 from webhooks import services as webhook_services
 from webhooks.models import Webhook
@@ -107,7 +108,7 @@ def repository_detail(request: HttpRequest, namespace: str, name: str) -> HttpRe
     context = _repository_context(request, repository, decision, "overview")
     context["overview"] = render_markdown(repository.full_description)
     context["pulls"] = _pulls_chart(repository)
-    context["activity"] = selectors.repository_activity(repository=repository)
+    context["activity"] = audit_selectors.repository_activity(actor=_actor(request), repository=repository, limit=20)
     context["latest_tags"] = selectors.tags_by_name(
         repository=repository, names=selectors.tag_page_names(repository=repository, ordering="newest")[:5]
     )
@@ -136,10 +137,11 @@ def repository_tags(request: HttpRequest, namespace: str, name: str) -> HttpResp
 @require_http_methods(["GET", "POST"])
 def tag_delete(request: HttpRequest, namespace: str, name: str, tag: str) -> HttpResponse:
     repository, decision = _repository(request, namespace, name, Level.ADMIN)
-    found = Tag.objects.select_related("manifest").filter(repository=repository, name=tag).first()
-    if found is None:
+    found = selectors.tags_by_name(repository=repository, names=[tag])
+    if not found:
         raise Http404("No such tag.")
-    siblings = sorted(Tag.objects.filter(repository=repository, manifest=found.manifest).values_list("name", flat=True))
+    found = found[0]
+    siblings = selectors.tag_siblings(tag=found)
     if request.method == "POST":
         try:
             _digest, deleted = services.tag_delete(
@@ -286,18 +288,11 @@ def namespace_page(request: HttpRequest, name: str) -> HttpResponse:
     }
     context["can_manage"] = organization is not None and access.may_manage_organization(actor, organization)
     if profile is not None:
-        from audit.models import AuditEvent
-
         # What this user did, to repositories the visitor may see.
-        visible_names = access.visible_repositories(actor).values("full_name")
-        context["activity"] = AuditEvent.objects.filter(
-            Q(actor=profile) | Q(actor_name=profile.username), repository__in=visible_names
-        ).order_by("-created_at", "-pk")[:20]
+        context["activity"] = audit_selectors.user_activity(actor=actor, user=profile, limit=20)
     if organization is not None and access.may_see_organization_internals(actor, organization):
         members = Membership.objects.filter(organization=organization).select_related("user")
         context["members"] = members.order_by("user__username")
         context["teams"] = organization.teams.order_by("name")
-        from audit.models import AuditEvent
-
-        context["activity"] = AuditEvent.objects.filter(namespace=organization.name).order_by("-created_at", "-pk")[:20]
+        context["activity"] = audit_selectors.organization_activity(actor=actor, organization=organization, limit=20)
     return render(request, "repositories/namespace.html", context)

@@ -9,10 +9,12 @@ pytestmark = pytest.mark.browser
 
 def test_staff_finds_who_can_push_and_why(transactional_db, live_server, page):
     build_world()
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", "sam")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    page.goto(f"{live_server.url}/admin/login/")  # the portal's login (with 2FA, where set up)
+    page.wait_for_url(lambda url: "/accounts/login/" in url)
+    page.fill("input[name=login]", "sam")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_url(lambda url: url.rstrip("/").endswith("/admin"))
     page.click("text=Effective access")
     page.fill("#id_principal", "erin")
     page.fill("#id_target", "acme/priv-app")

@@ -62,6 +62,11 @@ def topology(transactional_db, redis_server, tmp_path, test_settings):
         DJANGO_SECURE_COOKIES="false",
         DJANGO_STATIC_ROOT=str(static_root),
         LOG_FORMAT="json",
+        # nginx connects from 127.0.0.1; clients come from other loopback addresses (127.0.0.2 …),
+        # so only nginx's own address is trusted to name the client.
+        TRUSTED_PROXIES="127.0.0.1",
+        AUTH_FAILURES_PER_ADDRESS="5",
+        API_THROTTLE_ANON="5/min",
     )
     collected = subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--no-input", "-v0"],
@@ -157,3 +162,64 @@ def test_push_and_pull_through_one_port_and_read_the_tag_from_the_api(topology, 
 
     entry = services.wait_until(logged_json, timeout=10, what="a JSON log line")[0]  # structured logs on stdout
     assert entry["level"] == "WARNING" and entry["logger"] == "django.request"
+
+
+class FromAddress(requests.adapters.HTTPAdapter):
+    """Connect from a chosen loopback address: a distinct client as nginx sees it."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["source_address"] = (self.address, 0)
+        return super().init_poolmanager(*args, **kwargs)
+
+
+def client_from(address: str) -> requests.Session:
+    session = requests.Session()
+    session.mount("http://", FromAddress(address))
+    return session
+
+
+def test_behind_nginx_each_client_is_itself(topology, alice):
+    """Issue 12, item 6: one attacker's failed logins lock out that attacker, not everyone
+    behind nginx; the audit log names the client, not nginx; a forged X-Forwarded-For does not
+    buy a fresh rate limit; the browser's login form counts against the same limit."""
+    from audit.models import AuditEvent
+
+    base = topology["base"]
+    token_url = f"{base}/auth/token?service=dockyard-registry&scope=repository:alice/x:pull"
+    attacker = client_from("127.0.0.2")
+    statuses = [attacker.get(token_url, auth=("alice", "wrong"), timeout=10).status_code for _ in range(6)]
+    assert statuses == [401] * 5 + [429]
+    # Another client behind the same nginx still signs in (with a token: this gunicorn has the
+    # production password hashers, the test's users the fast test one).
+    _token, secret = access_token_create(user=alice, name="elsewhere", scope="read")
+    assert client_from("127.0.0.3").get(token_url, auth=("alice", secret), timeout=10).status_code == 200
+    failed = AuditEvent.objects.filter(action="auth.failed").values_list("address", flat=True)
+    assert set(failed) == {"127.0.0.2"}
+
+    forger = client_from("127.0.0.4")
+    answers = [
+        forger.get(
+            f"{base}/api/v1/repositories/", headers={"X-Forwarded-For": f"203.0.113.{i}"}, timeout=10
+        ).status_code
+        for i in range(7)
+    ]
+    assert answers[:5] == [200] * 5 and answers[-1] == 429
+
+    browser = client_from("127.0.0.5")
+    for attempt in range(6):
+        form = browser.get(f"{base}/accounts/login/", timeout=10)
+        token = form.text.split('name="csrfmiddlewaretoken" value="', 1)[1].split('"', 1)[0]
+        answer = browser.post(
+            f"{base}/accounts/login/",
+            data={"csrfmiddlewaretoken": token, "login": "alice", "password": f"wrong {attempt}"},
+            headers={"Referer": f"{base}/accounts/login/"},
+            timeout=10,
+        )
+        assert answer.status_code in (200, 400)
+    assert "Too many failed login attempts" in answer.text
+    web = AuditEvent.objects.filter(action="auth.failed", address="127.0.0.5")
+    assert web.count() == 5 and web.first().data == {"surface": "web login"}

@@ -67,8 +67,8 @@ def test_content_pushed_without_notifications_appears_after_sync(quiet, client, 
     assert tags_of("quiet-app") == {"1.0": one.top.digest, "2.0": multi.top.digest}
     two = Tag.objects.get(repository__name="quiet-app", name="2.0")
     assert sorted(e.platform for e in two.manifest.entries.all()) == ["linux/amd64", "linux/arm64/v8"]
-    assert run.created == 2  # two tags; the token service created the repository at push time
-    assert run.report["create_repositories"] == []
+    assert run.created == 3  # the repository (a token request creates nothing) and two tags
+    assert run.report["create_repositories"] == ["alice/quiet-app"]
     assert run.report["create_tags"] == ["alice/quiet-app:1.0", "alice/quiet-app:2.0"]
 
 

@@ -3,6 +3,7 @@ clients are allowed or refused exactly as the table says."""
 
 import pytest
 
+from audit.models import AuditEvent
 from repositories.models import Repository
 from repositories.oci_layout import write_image
 from tests import services
@@ -76,10 +77,18 @@ def test_delete_needs_admin(world, registry):
     assert inspect(registry.host, "acme/priv-app:doomed", creds=admin).returncode != 0
 
 
-def test_create_on_push_for_the_namespace_owner_only(world, registry):
+def test_create_on_push_for_the_namespace_owner_only(world, registry, celery_worker):
     fresh = push(world.image, "1.0", registry.host, "alice/fresh-app:1.0", creds=f"alice:{PASSWORD}")
     assert fresh.returncode == 0, fresh.stderr
-    assert Repository.objects.filter(namespace__name="alice", name="fresh-app").exists()
+    # Created when the registry reports the push, by the pusher, with one audit row.
+    services.wait_until(
+        lambda: Repository.objects.filter(namespace__name="alice", name="fresh-app").exists(),
+        timeout=30,
+        what="the repository created by the push event",
+    )
+    created = AuditEvent.objects.get(action="repository.create", target_name="alice/fresh-app")
+    assert created.actor_name == "alice"
     refused = push(world.image, "1.0", registry.host, "acme/bobs-app:1.0", creds=f"bob:{PASSWORD}")
     assert refused.returncode != 0
+    registry.drain_notifications()
     assert not Repository.objects.filter(namespace__name="acme", name="bobs-app").exists()

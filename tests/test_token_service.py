@@ -50,27 +50,37 @@ def access_of(response) -> dict:
         ("alice", "nobody/new", False),  # no such namespace
     ],
 )
-def test_push_creates_a_missing_repository_only_for_writers(world, client, settings, username, repository, created):
+def test_a_token_request_grants_push_to_a_missing_repository_but_creates_nothing(
+    world, client, settings, username, repository, created
+):
+    """The policy decides for repositories that do not exist yet; the repository itself is
+    created when the registry reports the push (issue 12, item 8): a GET writes nothing."""
+    audit_before = AuditEvent.objects.count()
     response = get(client, settings, f"repository:{repository}:pull,push", auth=basic(username, PASSWORD))
     assert response.status_code == 200
     granted = access_of(response).get(repository, [])
     ns, name = repository.split("/", 1)
-    exists = Repository.objects.filter(namespace__name=ns, name=name).first()
+    assert not Repository.objects.filter(namespace__name=ns, name=name).exists()
+    assert AuditEvent.objects.count() == audit_before
     if created:
         assert granted == ["pull", "push"]
-        assert exists is not None and exists.visibility == Visibility.PRIVATE
-        audit = AuditEvent.objects.get(action="repository.create", target_name=repository)
-        assert audit.actor_name == username
-        assert "created by push" in audit.data["reason"]
     else:
         assert "push" not in granted
-        assert exists is None
 
 
-def test_created_repository_takes_the_namespace_default_visibility(world, client, settings):
-    Namespace.objects.filter(name="acme").update(default_visibility=Visibility.PUBLIC)
-    get(client, settings, "repository:acme/open-new:push", auth=basic("olga", PASSWORD))
-    assert Repository.objects.get(namespace__name="acme", name="open-new").visibility == Visibility.PUBLIC
+def test_a_repository_created_by_a_push_takes_the_namespace_default_visibility(world):
+    from repositories import sync
+
+    acme = Namespace.objects.get(name="acme")
+    acme.default_visibility = Visibility.PUBLIC
+    acme.save()
+    created = sync.repository_for_push(namespace=acme, name="open-new", actor_name="olga")
+    assert created.visibility == Visibility.PUBLIC
+    audit = AuditEvent.objects.get(action="repository.create", target_name="acme/open-new")
+    assert (audit.actor_name, audit.actor.username) == ("olga", "olga")
+    assert audit.data["reason"] == "created by push"
+    private = sync.repository_for_push(namespace=Namespace.objects.get(name="alice"), name="new", actor_name="alice")
+    assert private.visibility == Visibility.PRIVATE
 
 
 def test_pull_alone_creates_nothing(world, client, settings):

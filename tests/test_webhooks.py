@@ -1,8 +1,10 @@
 """Webhooks: signed deliveries of real pushes, retries, safety, redelivery, and the activity feed."""
 
+import base64
 import hashlib
 import hmac
 import json
+import time
 
 import pytest
 from rest_framework.test import APIClient
@@ -37,8 +39,14 @@ def hook_for(repo, url: str, **kwargs) -> Webhook:
 
 
 def verify(received, secret: str) -> dict:
-    expected = "sha256=" + hmac.new(secret.encode(), received.body, hashlib.sha256).hexdigest()
-    assert hmac.compare_digest(received.headers["X-Dockyard-Signature-256"], expected)
+    """What docs/webhooks.md tells a receiver to do (the Standard Webhooks check)."""
+    assert secret.startswith("whsec_")
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    message_id, timestamp = received.headers["webhook-id"], received.headers["webhook-timestamp"]
+    assert abs(time.time() - int(timestamp)) < 300
+    signed = f"{message_id}.{timestamp}.".encode() + received.body
+    expected = "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    assert any(hmac.compare_digest(expected, sig) for sig in received.headers["webhook-signature"].split())
     return json.loads(received.body)
 
 

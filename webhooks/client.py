@@ -1,8 +1,8 @@
 """Outbound webhook HTTP. No ORM here.
 
 Safe by default (server-side request forgery): the target's name is resolved once, every
-address is checked (loopback, link-local, private, reserved, multicast and unspecified ranges
-are refused unless allowed), and the connection is then made to that checked address itself,
+address is checked (anything not globally routable, and multicast, is refused unless allowed),
+and the connection is then made to that checked address itself,
 with the original host name in the Host header and for TLS, so a DNS answer cannot change
 between the check and the connect. Redirects are not followed; answers are read up to 1 KiB.
 """
@@ -42,9 +42,12 @@ class WebhookResult:
 
 
 def _forbidden(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Anything but a globally routable unicast address: loopback, link-local, private,
+    carrier-grade NAT (100.64.0.0/10), documentation, benchmarking, reserved, unspecified and
+    multicast ranges (IANA's special-purpose registries, as `is_global` reads them)."""
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    return ip.is_loopback or ip.is_link_local or ip.is_private or ip.is_reserved or ip.is_multicast or ip.is_unspecified
+    return not ip.is_global or ip.is_multicast
 
 
 def resolve_target(url: str, *, allow_private: bool) -> tuple[str, str, int, str]:

@@ -4,6 +4,7 @@ and every attempt kept."""
 from __future__ import annotations
 
 import uuid
+from urllib.parse import urlsplit
 
 from django.db import models
 from django.db.models import Q
@@ -22,6 +23,12 @@ class Event(models.TextChoices):
     PING = "ping", "Test (ping)"
 
 
+def _validate_tag_pattern(pattern: str) -> None:
+    from repositories.access import validate_pattern  # the one matcher, shared with access rules
+
+    validate_pattern(pattern)
+
+
 class Webhook(models.Model):
     repository = models.ForeignKey(Repository, null=True, blank=True, on_delete=models.CASCADE, related_name="webhooks")
     organization = models.ForeignKey(
@@ -30,8 +37,15 @@ class Webhook(models.Model):
     name = models.CharField(max_length=100)
     url = models.URLField(max_length=500)
     events = models.JSONField(default=list, blank=True, help_text="event names; empty means all")
-    secret = models.CharField(max_length=128, help_text="signs each body (HMAC-SHA256)")
-    tag_pattern = models.CharField(max_length=100, blank=True, help_text="e.g. v* or release-*; empty: every tag")
+    secret = models.CharField(
+        max_length=128, help_text="signs each delivery (Standard Webhooks: HMAC-SHA256 over id, timestamp and body)"
+    )
+    tag_pattern = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="e.g. v* or release-*; empty: every tag",
+        validators=[_validate_tag_pattern],
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -44,8 +58,23 @@ class Webhook(models.Model):
             )
         ]
 
+    @property
+    def host(self) -> str:
+        """Where deliveries go, without the path and query: webhook URLs are often credentials
+        (Slack, Discord, Teams put the secret in the path), so only the host is ever shown to
+        anyone but the webhook's administrators, logged or audited."""
+        return url_host(self.url)
+
     def __str__(self) -> str:
-        return f"{self.name} → {self.url}"
+        return f"{self.name} → {self.host}"
+
+
+def url_host(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        return parts.hostname + (f":{parts.port}" if parts.port else "") if parts.hostname else ""
+    except ValueError:
+        return ""
 
 
 class Delivery(models.Model):

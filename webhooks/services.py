@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
 import secrets
+import time
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -17,7 +20,7 @@ from audit.services import audit_record
 from repositories.access import pattern_matches
 from repositories.models import Repository, Tag
 from webhooks import client
-from webhooks.models import Attempt, Delivery, Event, Webhook
+from webhooks.models import Attempt, Delivery, Event, Webhook, url_host
 
 USER_AGENT = "Dockyard-Webhook/1"
 
@@ -110,8 +113,37 @@ def enqueue(delivery_pk: int) -> None:
 # --- delivering ----------------------------------------------------------------------------
 
 
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+SECRET_PREFIX = "whsec_"
+
+
+def new_secret() -> str:
+    """A Standard Webhooks secret: `whsec_` and base64 of 32 random bytes (the key)."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def signing_key(secret: str) -> bytes:
+    """The HMAC key: the bytes a `whsec_` secret encodes; for secrets made before the Standard
+    Webhooks scheme (no prefix), the secret's own UTF-8 bytes."""
+    if secret.startswith(SECRET_PREFIX):
+        return base64.b64decode(secret[len(SECRET_PREFIX) :])
+    return secret.encode()
+
+
+def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """The Standard Webhooks signature (https://www.standardwebhooks.com/): HMAC-SHA256 over
+    `{id}.{timestamp}.{body}`, base64, versioned `v1,`. Covering the id and the time lets a
+    receiver refuse a replayed delivery (an old timestamp, or an id it has seen)."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(signing_key(secret), signed, hashlib.sha256).digest()).decode()
+
+
+def signature_headers(secret: str, message_id: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(secret, message_id, timestamp, body),
+    }
 
 
 def attempt_delivery(delivery_pk: int) -> tuple[client.WebhookResult | None, int]:
@@ -128,7 +160,9 @@ def attempt_delivery(delivery_pk: int) -> tuple[client.WebhookResult | None, int
         "User-Agent": USER_AGENT,
         "X-Dockyard-Event": delivery.event,
         "X-Dockyard-Delivery": str(delivery.delivery_id),
-        "X-Dockyard-Signature-256": sign(hook.secret, body),
+        # The same id on every attempt of a delivery (receivers deduplicate on it); a fresh
+        # timestamp and signature on each attempt.
+        **signature_headers(hook.secret, str(delivery.delivery_id), body),
     }
     result = client.deliver(
         hook.url,
@@ -194,12 +228,11 @@ def webhook_create(
     organization=None,
     events=None,
     tag_pattern: str = "",
+    is_active: bool = True,
     secret: str | None = None,
 ) -> Webhook:
     unknown = set(events or []) - set(Event.values)
     if unknown:
-        from django.core.exceptions import ValidationError
-
         raise ValidationError({"events": f"Unknown events: {', '.join(sorted(unknown))}."})
     webhook = Webhook(
         repository=repository,
@@ -208,7 +241,8 @@ def webhook_create(
         url=url,
         events=list(events or []),
         tag_pattern=tag_pattern,
-        secret=secret or secrets.token_urlsafe(32),
+        is_active=is_active,
+        secret=secret or new_secret(),
     )
     webhook.full_clean()
     webhook.save()
@@ -219,9 +253,17 @@ def webhook_create(
         target=webhook,
         namespace=namespace,
         repository=repo,
-        data={"url": url, "events": webhook.events},
+        # Never the URL: it is often a credential. Its host says enough.
+        data={"host": webhook.host, "events": webhook.events},
     )
     return webhook
+
+
+def _auditable(changes: dict) -> dict:
+    data = {k: v for k, v in changes.items() if k not in ("secret", "url")}
+    if "url" in changes:
+        data["host"] = url_host(changes["url"])
+    return data
 
 
 @transaction.atomic
@@ -237,7 +279,7 @@ def webhook_update(*, webhook: Webhook, actor, **changes) -> Webhook:
         target=webhook,
         namespace=namespace,
         repository=repo,
-        data={k: v for k, v in changes.items() if k != "secret"},
+        data=_auditable(changes),
     )
     return webhook
 

@@ -1,6 +1,7 @@
 """API authentication: who is calling, as DRF (user, auth) pairs, and the Actor the policy
 module wants. Session (with CSRF), `Authorization: Bearer <token>`, Basic `user:token`. A
-password over Basic is accepted only to create an access token (PasswordOnlyCreatesTokens)."""
+password over Basic is accepted only to create an access token (PasswordOnlyCreatesTokens),
+and not at all once the account has two-factor authentication."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import binascii
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
-from accounts.credentials import Throttled, authenticate_access_token, authenticate_credentials
+from accounts.actors import ANONYMOUS, Actor, Via, actor_for_token, actor_for_user
+from accounts.credentials import PasswordRefused, Throttled, authenticate_access_token, authenticate_credentials
 from accounts.models import PersonalAccessToken
-from repositories.access import ANONYMOUS, Actor
+from portal.net import client_address
 
 PASSWORD = "password"  # request.auth when a password came over Basic
 
@@ -45,9 +47,11 @@ class BasicCredentialsAuthentication(authentication.BaseAuthentication):
         if not sep:
             raise exceptions.AuthenticationFailed("Malformed Basic credentials.")
         try:
-            actor = authenticate_credentials(username, secret, address=request.META.get("REMOTE_ADDR"), surface="api")
+            actor = authenticate_credentials(username, secret, address=client_address(request), surface="api")
         except Throttled as exc:
             raise exceptions.Throttled(wait=exc.retry_after) from None
+        except PasswordRefused as exc:
+            raise exceptions.AuthenticationFailed(str(exc)) from None
         if actor is None or actor.user is None:
             raise exceptions.AuthenticationFailed("Invalid username, password or token.")
         return actor.user, actor.token or PASSWORD
@@ -73,8 +77,11 @@ def api_actor(request: Request) -> Actor:
     user = request.user
     if user is None or not user.is_authenticated:
         return ANONYMOUS
-    token = request.auth if isinstance(request.auth, PersonalAccessToken) else None
-    return Actor(kind="user", user=user, token=token)
+    if isinstance(request.auth, PersonalAccessToken):
+        return actor_for_token(request.auth)
+    if request.auth == PASSWORD:
+        return Actor(kind="user", user=user, via=Via.PASSWORD)
+    return actor_for_user(user)  # a browser session
 
 
 # How the schema describes these (drf-spectacular finds the extensions by class path).

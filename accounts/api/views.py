@@ -1,12 +1,13 @@
 """Organization, team, member, access-rule, robot, token, user and audit endpoints.
 
-Thin: repositories.access decides (organization_role, may_manage_organization,
-credential_allows), services write. An organization is public (its name and description);
-members, teams and rules are for its members; changes are for its owners."""
+Thin: repositories.access decides (may_manage_organization, may_see_organization_internals,
+token_creation_refusal, robot_secret_refusal), services write. An organization is public (its
+name and description); members, teams and rules are for its members; managing it is for its
+owners with the admin cap (a session, or a token of scope delete), whatever the HTTP method."""
 
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, generics, serializers, status
 from rest_framework.request import Request
@@ -16,7 +17,9 @@ from rest_framework.views import APIView
 from accounts import services
 from accounts.api.authentication import api_actor
 from accounts.models import Level, Membership, Organization, PersonalAccessToken, Robot, Team, TokenScope, User
+from audit import selectors as audit_selectors
 from audit.models import AuditEvent
+from portal.net import client_address
 from repositories import access
 from repositories import services as repository_services
 from repositories.models import AccessRule
@@ -139,11 +142,12 @@ def _organization(request: Request, org: str, *, manage: bool = False, internals
     actor = api_actor(request)
     if internals and not access.may_see_organization_internals(actor, organization):
         raise exceptions.NotFound("No such organization, or you are not a member.")
-    if manage and not access.may_manage_organization(
-        actor, organization, level=Level.ADMIN if request.method == "DELETE" else Level.WRITE
-    ):
+    if manage and actor.is_anonymous:
+        raise exceptions.NotAuthenticated()
+    if manage and not access.may_manage_organization(actor, organization):
         raise exceptions.PermissionDenied(
-            "Only the organization's owners may change this, with a token that may write."
+            "Managing an organization is for its owners, signed in or with a token of scope delete "
+            "(read, write and delete) that reaches the organization."
         )
     return organization
 
@@ -157,7 +161,11 @@ def _user(username: str) -> User:
 
 def _require_credential(request: Request, level: Level) -> None:
     if not access.credential_allows(api_actor(request), level):
-        raise exceptions.PermissionDenied("Sign in, or use a token whose scope allows this.")
+        raise exceptions.PermissionDenied(
+            f"Sign in, or use a token whose scope allows {Level(level).label} actions."
+            if level < Level.ADMIN
+            else "Sign in, or use a token of scope delete (read, write and delete)."
+        )
 
 
 # --- organizations ---------------------------------------------------------------------------
@@ -174,7 +182,11 @@ class OrganizationListView(generics.ListCreateAPIView):
         return qs
 
     def perform_create(self, serializer) -> None:
-        _require_credential(self.request, Level.WRITE)
+        if not self.request.user.is_authenticated:
+            raise exceptions.NotAuthenticated()
+        refusal = access.organization_creation_refusal(api_actor(self.request))
+        if refusal:
+            raise exceptions.PermissionDenied(refusal)
         data = serializer.validated_data
         organization = services.organization_create(
             name=data["name"], owner=self.request.user, display_name=data.get("display_name", "")
@@ -388,6 +400,7 @@ class RobotListView(APIView):
     @extend_schema(request=RobotSerializer, responses={201: RobotSecretSerializer})
     def post(self, request: Request, org: str) -> Response:
         organization = _organization(request, org, manage=True)
+        _require_robot_secret(request, organization)
         data = RobotSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         if Robot.objects.filter(organization=organization, name=data.validated_data["name"]).exists():
@@ -400,6 +413,12 @@ class RobotListView(APIView):
         )
         robot.secret = secret
         return Response(RobotSecretSerializer(robot).data, status=status.HTTP_201_CREATED)
+
+
+def _require_robot_secret(request: Request, organization: Organization) -> None:
+    refusal = access.robot_secret_refusal(api_actor(request), organization)
+    if refusal:
+        raise exceptions.PermissionDenied(refusal)
 
 
 def _robot(request: Request, org: str, name: str) -> Robot:
@@ -421,6 +440,7 @@ class RobotRotateView(APIView):
     @extend_schema(request=None, responses=RobotSecretSerializer)
     def post(self, request: Request, org: str, name: str) -> Response:
         robot = _robot(request, org, name)
+        _require_robot_secret(request, robot.organization)
         robot.secret = services.robot_rotate(robot=robot, actor=request.user)
         return Response(RobotSecretSerializer(robot).data)
 
@@ -447,19 +467,19 @@ class AccessTokenListView(generics.ListAPIView):
         data = AccessTokenSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         scope = data.validated_data.get("scope", TokenScope.READ)
-        if actor.token is not None and access.TOKEN_SCOPE_CAP[TokenScope(scope)] > actor.cap[0]:
-            raise exceptions.PermissionDenied("A token cannot create a token with a wider scope than its own.")
-        if actor.token is not None and actor.token.limits and not data.validated_data.get("limits"):
-            raise exceptions.PermissionDenied("A limited token can only create tokens with limits.")
+        limits = data.validated_data.get("limits") or []
+        expires_at = data.validated_data.get("expires_at")
+        refusal = access.token_creation_refusal(actor, scope=scope, limits=limits, expires_at=expires_at)
+        if refusal:
+            raise exceptions.PermissionDenied(refusal)
         token, secret = services.access_token_create(
             user=request.user,
             name=data.validated_data["name"],
             scope=scope,
-            expires_at=data.validated_data.get("expires_at"),
+            expires_at=expires_at,
+            limits=limits,
+            address=client_address(request),
         )
-        if data.validated_data.get("limits"):
-            token.limits = data.validated_data["limits"]
-            token.save(update_fields=["limits"])
         token.token = secret
         token.docker_login = f"docker login -u {request.user.username} --password-stdin  # paste the token"
         return Response(AccessTokenSecretSerializer(token).data, status=status.HTTP_201_CREATED)
@@ -468,9 +488,11 @@ class AccessTokenListView(generics.ListAPIView):
 class AccessTokenDetailView(APIView):
     @extend_schema(responses={204: None})
     def delete(self, request: Request, token_id: int) -> Response:
-        """Revoke: the token stops working at once, at the registry too."""
+        """Revoke: the token stops working at once, at the registry too. Any credential that
+        may act (not a read-only token) may revoke the owner's tokens: revoking only narrows."""
         if not request.user.is_authenticated:
             raise exceptions.NotAuthenticated()
+        _require_credential(request, Level.WRITE)
         token = PersonalAccessToken.objects.filter(user=request.user, pk=token_id).first()
         if token is None:
             raise exceptions.NotFound("No such token.")
@@ -488,21 +510,14 @@ class UserProfileView(APIView):
 
 
 class AuditListView(generics.ListAPIView):
-    """Staff see every event; organization owners see their organizations' events."""
+    """Staff see every event; organization owners see their organizations' events; everyone
+    their own namespace's. An admin read: a session or a token of scope delete, within its
+    limits."""
 
     serializer_class = AuditEventSerializer
 
     def get_queryset(self) -> QuerySet[AuditEvent]:
         actor = api_actor(self.request)
-        qs = AuditEvent.objects.order_by("-created_at", "-pk")
-        if actor.is_staff:
-            pass
-        elif actor.user is not None:
-            owned = Organization.objects.filter(
-                memberships__user=actor.user, memberships__role=Membership.Role.OWNER
-            ).values_list("name", flat=True)
-            qs = qs.filter(Q(namespace__in=list(owned)) | Q(namespace=actor.user.username, actor=actor.user))
-        else:
+        if actor.is_anonymous:
             raise exceptions.NotAuthenticated()
-        namespace = self.request.query_params.get("namespace")
-        return qs.filter(namespace=namespace) if namespace else qs
+        return audit_selectors.audit_log(actor=actor, namespace=self.request.query_params.get("namespace", "")[:64])

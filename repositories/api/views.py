@@ -32,7 +32,7 @@ from repositories.api.serializers import (
     TagDeleteResultSerializer,
     TagSerializer,
 )
-from repositories.models import Repository, RepositoryGrant, Tag
+from repositories.models import Repository, RepositoryGrant
 
 
 def _param(request: Request, name: str, limit: int = 100, default: str = "") -> str:
@@ -65,7 +65,7 @@ class RepositoryListView(generics.ListAPIView):
         actor = api_actor(request)
         starred = _param(request, "is_starred").lower() in ("1", "true", "yes")
         if starred and actor.user is None:
-            return Repository.objects.none()
+            return selectors.repository_search(actor=actor).none()
         # Lists never show the full description: leave it out of the rows the ranking sorts.
         return selectors.repository_search(
             actor=actor,
@@ -98,23 +98,22 @@ class NamespaceRepositoryListView(RepositoryListView):
             raise exceptions.ValidationError({"name": ["This field is required."]})
         ns = Namespace.objects.filter(name=namespace).first()
         actor = api_actor(request)
-        if not access.decide(actor, ns, name).allows(Level.WRITE):
-            raise exceptions.NotFound("No such namespace, or you may not create repositories in it.")
-        if Repository.objects.filter(namespace=ns, name=name).exists():
-            raise exceptions.ValidationError({"name": ["A repository with this name exists."]})
         private = data.validated_data.get("is_private")
+        visibility = None if private is None else (Visibility.PRIVATE if private else Visibility.PUBLIC)
+        refusal = access.repository_creation_refusal(actor, ns, name, visibility)
+        if refusal and (ns is None or not access.decide(actor, ns, name).allows(Level.WRITE)):
+            raise exceptions.NotFound(refusal)  # a namespace you cannot write to looks missing
+        if refusal:
+            raise exceptions.PermissionDenied(refusal)
         repository = services.repository_create(
             namespace=ns,
             name=name,
             actor=request.user,
             actor_name=actor.name,
-            visibility=None if private is None else (Visibility.PRIVATE if private else Visibility.PUBLIC),
+            visibility=visibility,
             short_description=data.validated_data.get("description", ""),
+            full_description=data.validated_data.get("full_description", ""),
         )
-        if data.validated_data.get("full_description"):
-            services.repository_update(
-                repository=repository, actor=request.user, full_description=data.validated_data["full_description"]
-            )
         return Response(RepositoryDetailSerializer(repository).data, status=status.HTTP_201_CREATED)
 
 
@@ -188,7 +187,7 @@ class TagDetailView(APIView):
     )
     def delete(self, request: Request, namespace: str, name: str, tag: str) -> Response:
         repository = _repository(request, namespace, name, Level.ADMIN)
-        if not Tag.objects.filter(repository=repository, name=tag).exists():
+        if not selectors.tags_by_name(repository=repository, names=[tag]):
             raise exceptions.NotFound("No such tag.")
         confirm = request.query_params.get("confirm", "").lower() in ("1", "true", "yes")
         try:

@@ -3,7 +3,7 @@ organization webhooks for its owners; the policy module decides both."""
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, generics, serializers, status
 from rest_framework.request import Request
@@ -13,8 +13,8 @@ from rest_framework.views import APIView
 from accounts.api.authentication import api_actor
 from accounts.api.views import _organization
 from accounts.models import Level, Organization, User
+from audit import selectors as audit_selectors
 from audit.models import AuditEvent
-from repositories import access
 from repositories.api.views import _repository
 from webhooks import services
 from webhooks.models import Attempt, Delivery, Event, Webhook
@@ -30,7 +30,10 @@ class WebhookSerializer(serializers.ModelSerializer):
 
 
 class WebhookCreatedSerializer(WebhookSerializer):
-    secret = serializers.CharField(read_only=True, help_text="shown once; verify X-Dockyard-Signature-256 with it")
+    secret = serializers.CharField(
+        read_only=True,
+        help_text="shown once (whsec_…): verify the webhook-signature header with it (Standard Webhooks)",
+    )
 
     class Meta(WebhookSerializer.Meta):
         fields = [*WebhookSerializer.Meta.fields, "secret"]
@@ -136,23 +139,25 @@ class RedeliverView(APIView):
 
 
 class RepositoryActivityView(generics.ListAPIView):
-    """Pushes, deletes, permission and visibility changes of one repository."""
+    """Pushes, deletes, creation, visibility and description changes of one repository, for
+    anyone who can read it; permission and webhook changes too, for its admins."""
 
     serializer_class = ActivitySerializer
 
     def get_queryset(self) -> QuerySet[AuditEvent]:
         repository = _repository(self.request, self.kwargs["namespace"], self.kwargs["name"])
-        return AuditEvent.objects.filter(repository=repository.full_name).order_by("-created_at", "-pk")
+        return audit_selectors.repository_activity(actor=api_actor(self.request), repository=repository)
 
 
 class OrganizationActivityView(generics.ListAPIView):
-    """An organization's activity, for its members."""
+    """An organization's activity, for its members: what happened to the repositories each may
+    see, and to the organization's members, teams, rules and robots."""
 
     serializer_class = ActivitySerializer
 
     def get_queryset(self) -> QuerySet[AuditEvent]:
         organization: Organization = _organization(self.request, self.kwargs["org"], internals=True)
-        return AuditEvent.objects.filter(namespace=organization.name).order_by("-created_at", "-pk")
+        return audit_selectors.organization_activity(actor=api_actor(self.request), organization=organization)
 
 
 class UserActivityView(generics.ListAPIView):
@@ -164,9 +169,4 @@ class UserActivityView(generics.ListAPIView):
         user = User.objects.filter(username=self.kwargs["username"].lower(), is_active=True).first()
         if user is None:
             raise exceptions.NotFound("No such user.")
-        visible = access.visible_repositories(api_actor(self.request)).values("full_name")
-        return (
-            AuditEvent.objects.filter(Q(actor=user) | Q(actor_name=user.username))
-            .filter(repository__in=visible)
-            .order_by("-created_at", "-pk")
-        )
+        return audit_selectors.user_activity(actor=api_actor(self.request), user=user)
