@@ -15,6 +15,7 @@ from django.views.decorators.http import require_http_methods
 from accounts import services
 from accounts.models import PersonalAccessToken
 from portal.net import client_address
+from portal.params import id_param
 from repositories.forms import TokenForm
 
 
@@ -24,7 +25,7 @@ def access_tokens(request: HttpRequest) -> HttpResponse:
     form = TokenForm(request.POST if request.POST.get("action") == "create" else None)
     context: dict = {"form": form}
     if request.POST.get("action") == "revoke":
-        token = PersonalAccessToken.objects.filter(user=request.user, pk=request.POST.get("token")).first()
+        token = PersonalAccessToken.objects.filter(user=request.user, pk=id_param(request.POST.get("token"))).first()
         if token is not None:
             services.access_token_revoke(token=token, actor=request.user)
             messages.success(request, f"Token {token.name} revoked; it stops working at once.")

@@ -21,7 +21,7 @@ from repositories import access
 READER_ACTIONS = frozenset({"tag.push", "tag.delete", "repository.create", "repository.update", "repository.delete"})
 # Rows about an organization (no repository) that its members may see: they can list the members,
 # teams, rules and robots anyway.
-MEMBER_ACTION_PREFIXES = ("membership.", "team.", "access_rule.", "robot.", "organization.")
+MEMBER_ACTION_PREFIXES = ("membership.", "team.", "access_rule.", "robot.")
 
 
 def _ordered(qs: QuerySet[AuditEvent]) -> QuerySet[AuditEvent]:
@@ -87,7 +87,10 @@ def audit_log(*, actor: Actor, namespace: str = "") -> QuerySet[AuditEvent]:
         managed = [org.name for org in owned if access.may_manage_organization(actor, org)]
         username = actor.user.username
         own = Q(namespace=username) if not actor.limits or username in actor.limits else Q(pk__in=[])
-        qs = qs.filter(Q(namespace__in=managed) | own)
+        # And the repositories the actor administers (within a token's limits): a token limited
+        # to acme/api sees acme/api's rows, not the rest of acme.
+        administered = access.repositories_with_level(actor, Level.ADMIN).values("full_name")
+        qs = qs.filter(Q(namespace__in=managed) | own | Q(repository__in=administered))
     if namespace:
         qs = qs.filter(namespace=namespace)
     return _ordered(qs)

@@ -11,8 +11,12 @@
 4. Push-to-visible latency through the event path: a registry on the same storage notifying
    gunicorn, a Celery worker (2 processes); N pushes, each timed from the manifest PUT's answer
    until its tag is in the database.
+5. The same under a burst (issue 13): 4 clients pushing 500 new images at once, each tag timed
+   from its manifest PUT's answer until it is in the database (`burst_visible_p95_s`, target
+   < 2 s), and how long the events endpoint took to answer each notification.
 
 Run from the repository root: .venv/bin/python bench/sync_bench.py [--repos 100] [--pushes 50]
+[--burst 500] [--pushers 4]
 """
 
 from __future__ import annotations
@@ -143,10 +147,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repos", type=int, default=100)
     parser.add_argument("--pushes", type=int, default=50)
+    parser.add_argument("--burst", type=int, default=500, help="tags pushed in the burst")
+    parser.add_argument("--pushers", type=int, default=4, help="concurrent clients in the burst")
+    parser.add_argument("--sqlite", action="store_true", help="the embedded default (SQLite) instead of PostgreSQL")
+    parser.add_argument("--worker-concurrency", type=int, default=2, help="Celery worker processes")
     args = parser.parse_args()
 
     services = start("sync-bench", SYNC_INTERVAL_SECONDS="0")
     work, env = services.work, services.env
+    if args.sqlite:
+        del env["DATABASE_URL"]  # SQLite in the data directory, as `make run`
     setup_django(env)
     from django.conf import settings
     from django.core.management import call_command
@@ -250,8 +260,14 @@ def main() -> None:
                 f"127.0.0.1:{web_port}",
                 "-w",
                 "2",
+                "--threads",
+                "4",  # as `make run` and compose: keep-alive for the registry's notifications
                 "--log-level",
                 "warning",
+                "--access-logfile",
+                "-",
+                "--access-logformat",
+                "%(r)s %(s)s %(D)s",
             ],
             env=child_env,
             cwd=ROOT,
@@ -266,7 +282,7 @@ def main() -> None:
                 "-A",
                 "portal",
                 "worker",
-                "--concurrency=2",
+                f"--concurrency={args.worker_concurrency}",
                 "--loglevel=WARNING",
                 "--without-gossip",
                 "--without-mingle",
@@ -284,6 +300,15 @@ def main() -> None:
         layer = pusher.blob(warm_name, layer_data)
         pusher.manifest(warm_name, "warm", pusher.image(warm_name, layer, diff_id, "warm"))
         wait_until(lambda: Tag.objects.filter(name="warm").exists(), timeout=60, what="warm-up push")
+        # The first notification from a registry instance the portal never saw starts a crawl
+        # (its predecessor's queue may be lost): let it finish, then measure the steady state.
+        from repositories.models import SyncRun
+
+        wait_until(
+            lambda: SyncRun.objects.filter(trigger="restart").exclude(status="running").exists(),
+            timeout=600,
+            what="the crawl a new registry instance starts",
+        )
 
         latencies = []
         for i in range(args.pushes):
@@ -298,16 +323,114 @@ def main() -> None:
             latencies.append(time.perf_counter() - t0)
         p50 = statistics.median(latencies)
         p95 = statistics.quantiles(latencies, n=20)[18]
+        if os.environ.get("BENCH_VERBOSE"):
+            print("single-push latencies:", " ".join(f"{x:.3f}" for x in latencies))
+
+        # 5. a burst: several clients pushing new images at once
+        burst = run_burst(pusher_for=lambda: Pusher(events_registry.url, token_for), names=names, args=args)
+        endpoint_ms = endpoint_latencies(work / "gunicorn.log")
     finally:
         for process in reversed(processes):
             process.stop()
         services.stop()
 
     print(
-        f"RESULT repos={args.repos} tags={total_tags} crawl_s={crawl_s:.2f} request_ratio={run.requests / minimum:.2f} "
+        f"RESULT database={'sqlite' if args.sqlite else 'postgresql'} "
+        f"repos={args.repos} tags={total_tags} crawl_s={crawl_s:.2f} request_ratio={run.requests / minimum:.2f} "
         f"noop_manifest_gets={noop.manifests_fetched} noop_db_writes={len(writes)} "
-        f"visible_p50_s={p50:.3f} visible_p95_s={p95:.3f}"
+        f"visible_p50_s={p50:.3f} visible_p95_s={p95:.3f} "
+        f"burst_tags={args.burst} burst_pushers={args.pushers} burst_push_s={burst['push_s']:.1f} "
+        f"burst_visible_p50_s={burst['p50']:.3f} burst_visible_p95_s={burst['p95']:.3f} "
+        f"burst_visible_max_s={burst['max']:.3f} events_endpoint_p95_ms={endpoint_ms}"
     )
+
+
+def run_burst(*, pusher_for, names: list[str], args) -> dict:
+    """`args.pushers` threads push `args.burst` new images (a new config blob and manifest each,
+    over a layer the repository already has); a watcher notes when each tag reaches the
+    database. Latency per tag: from its manifest PUT's answer to the watcher seeing it."""
+    import threading
+
+    from django.db import close_old_connections
+
+    from repositories.models import Tag
+
+    done_at: dict[str, float] = {}
+    done_wall: dict[str, float] = {}
+    seen_at: dict[str, float] = {}
+    stop = threading.Event()
+
+    def watch() -> None:
+        # Every burst tag's name, 20 times a second (a few hundred short rows): rows commit out
+        # of id order, so "new ids only" would miss some. Light enough not to slow the burst.
+        while not stop.is_set():
+            now = time.perf_counter()
+            for name in Tag.objects.filter(name__startswith="burst-").values_list("name", flat=True):
+                seen_at.setdefault(name, now)
+            close_old_connections()
+            time.sleep(0.05)
+
+    def client(index: int) -> None:
+        pusher = pusher_for()
+        layer_data, diff_id = layer_blob(f"burst-{index}")
+        prepared: dict[str, dict] = {}
+        for i in range(index, args.burst, args.pushers):
+            name = names[i % len(names)]
+            if name not in prepared:
+                prepared[name] = pusher.blob(name, layer_data)
+            tag = f"burst-{i}"
+            body = pusher.image(name, prepared[name], diff_id, tag)
+            pusher.manifest(name, tag, body)
+            done_at[tag], done_wall[tag] = time.perf_counter(), time.time()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=args.pushers) as pool:
+        list(pool.map(client, range(args.pushers)))
+    push_s = time.perf_counter() - started
+    try:
+        wait_until(lambda: len(seen_at) == args.burst, timeout=120, interval=0.05, what="every burst tag")
+    except TimeoutError:
+        from django.db.models import Count
+
+        from repositories.models import RegistryEvent
+
+        print(dict(RegistryEvent.objects.values_list("status").annotate(n=Count("pk"))))
+        print(list(RegistryEvent.objects.exclude(error="").values_list("status", "error")[:5]))
+        raise
+    stop.set()
+    watcher.join()
+    latencies = sorted(seen_at[t] - done_at[t] for t in done_at)
+    # Where the time went: the registry's delivery (PUT answered -> event stored) and the
+    # worker's queue and work (stored -> processed).
+    from repositories.models import RegistryEvent
+
+    rows = RegistryEvent.objects.filter(action="push", tag__in=list(done_at)).values_list(
+        "tag", "received_at", "processed_at"
+    )
+    delivered = sorted(received.timestamp() - done_wall[tag] for tag, received, _ in rows)
+    processed = sorted((done - received).total_seconds() for _, received, done in rows if done)
+    p95 = statistics.quantiles
+    print(
+        f"burst: delivery p50 {statistics.median(delivered):.3f} s p95 {p95(delivered, n=20)[18]:.3f} s; "
+        f"worker p50 {statistics.median(processed):.3f} s p95 {p95(processed, n=20)[18]:.3f} s"
+    )
+    return {
+        "push_s": push_s,
+        "p50": statistics.median(latencies),
+        "p95": statistics.quantiles(latencies, n=20)[18],
+        "max": latencies[-1],
+    }
+
+
+def endpoint_latencies(log_path: Path) -> str:
+    """p95 of the events endpoint's answer time, from gunicorn's access log (%(D)s, µs)."""
+    times = []
+    for line in log_path.read_text(errors="replace").splitlines():
+        if "/api/v1/registry/events" in line and line.rsplit(" ", 1)[-1].isdigit():
+            times.append(int(line.rsplit(" ", 1)[-1]) / 1000)
+    return f"{statistics.quantiles(times, n=20)[18]:.1f}" if len(times) > 20 else "n/a"
 
 
 if __name__ == "__main__":

@@ -72,7 +72,8 @@ def envsecret(name: str, generated_file: str) -> str:
 
 
 SECRET_KEY = envsecret("DJANGO_SECRET_KEY", "secrets/django_secret_key")
-DEBUG = envbool("DJANGO_DEBUG", "true")
+# Off unless asked for (`DJANGO_DEBUG=true make run`): debug pages list every URL and setting.
+DEBUG = envbool("DJANGO_DEBUG", "false")
 ALLOWED_HOSTS = envlist("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = envlist("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 
@@ -97,6 +98,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files from the collected STATIC_ROOT, compressed and cached, with no web server in
+    # front (`make run`); behind nginx, nginx serves /static/ itself.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -145,6 +149,9 @@ else:
                 "timeout": 20,
                 "transaction_mode": "IMMEDIATE",
             },
+            # Kept open between requests: opening SQLite and running the PRAGMAs again on every
+            # request cost the events endpoint (the registry's throughput) milliseconds.
+            "CONN_MAX_AGE": 60,
         }
     }
 
@@ -164,6 +171,8 @@ AUTHENTICATION_BACKENDS = [
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
 
+FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6's default: a URL typed without a scheme is https
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -172,6 +181,12 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.getenv("DJANGO_STATIC_ROOT", str(DATA_DIR / "static")))
+if STATIC_ROOT.is_relative_to(DATA_DIR):
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise wants it, even before collectstatic
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "home"
@@ -302,14 +317,23 @@ except ValueError as exc:
 SYNC_INTERVAL_SECONDS = envint("SYNC_INTERVAL_SECONDS", "600", minimum=0)  # 0: no scheduled crawl
 SYNC_CONCURRENCY = envint("SYNC_CONCURRENCY", "4", minimum=1)
 SYNC_PAGE_SIZE = envint("SYNC_PAGE_SIZE", "100", minimum=1)
+# A crawl removes at most this share of the portal's tags (but always up to the minimum) on its
+# own; more, or any removal when the catalog is empty, waits for an operator.
+SYNC_REMOVAL_THRESHOLD_PERCENT = envint("SYNC_REMOVAL_THRESHOLD_PERCENT", "10", minimum=0)
+SYNC_REMOVAL_THRESHOLD_MIN = envint("SYNC_REMOVAL_THRESHOLD_MIN", "20", minimum=0)
+# What is kept how long (days): processed and ignored registry events, webhook deliveries, audit
+# rows of failed logins, sync runs and tag tombstones. Pruned daily.
+RETENTION_EVENTS_DAYS = envint("RETENTION_EVENTS_DAYS", "30", minimum=1)
+RETENTION_DELIVERIES_DAYS = envint("RETENTION_DELIVERIES_DAYS", "30", minimum=1)
+RETENTION_FAILED_LOGINS_DAYS = envint("RETENTION_FAILED_LOGINS_DAYS", "90", minimum=1)
+RETENTION_SYNC_RUNS_DAYS = envint("RETENTION_SYNC_RUNS_DAYS", "90", minimum=1)
+SYNC_TOMBSTONE_DAYS = envint("SYNC_TOMBSTONE_DAYS", "30", minimum=1)
+# Beat's one-minute tick sweeps stored events that were never processed, and starts the crawl
+# when one is due: a crawl missed while Redis was down runs when it is back.
 CELERY_BEAT_SCHEDULE = {
-    "sweep-pending-registry-events": {"task": "repositories.tasks.sweep_pending_events", "schedule": 60.0},
+    "sync-tick": {"task": "repositories.tasks.sync_tick", "schedule": 60.0},
+    "prune": {"task": "repositories.tasks.prune", "schedule": 24 * 3600.0},
 }
-if SYNC_INTERVAL_SECONDS:
-    CELERY_BEAT_SCHEDULE["reconcile-registry"] = {
-        "task": "repositories.tasks.reconcile_registry",
-        "schedule": float(SYNC_INTERVAL_SECONDS),
-    }
 
 # Webhooks. Targets on loopback, link-local and private ranges are refused unless allowed
 # (for a portal whose CI lives on the same private network, say).
@@ -328,14 +352,18 @@ CONTENT_SECURITY_POLICY = os.getenv(
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-if envbool("DJANGO_BEHIND_TLS_PROXY", "false" if DEBUG else "true"):
+# The https defaults follow the address users reach the portal at: a portal on https (behind
+# a TLS proxy) gets redirects, secure cookies and HSTS; the embedded one on http://127.0.0.1
+# does not (it would redirect itself out of reach). Each can be set on its own.
+_SECURE_DEFAULT = "true" if PORTAL_URL.startswith("https://") and not DEBUG else "false"
+if envbool("DJANGO_BEHIND_TLS_PROXY", _SECURE_DEFAULT):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_SSL_REDIRECT = envbool("DJANGO_SECURE_SSL_REDIRECT", "false" if DEBUG else "true")
+SECURE_SSL_REDIRECT = envbool("DJANGO_SECURE_SSL_REDIRECT", _SECURE_DEFAULT)
 # The registry's clients, health probes and the notification endpoint speak plain HTTP inside
 # the deployment; they are never redirected.
 SECURE_REDIRECT_EXEMPT = [r"^v2/", r"^auth/token", r"^api/v1/registry/events", r"^healthz$", r"^readyz$"]
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = envbool("DJANGO_SECURE_COOKIES", "false" if DEBUG else "true")
-SECURE_HSTS_SECONDS = envint("DJANGO_HSTS_SECONDS", "0" if DEBUG else "31536000", minimum=0)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = envbool("DJANGO_SECURE_COOKIES", _SECURE_DEFAULT)
+SECURE_HSTS_SECONDS = envint("DJANGO_HSTS_SECONDS", "31536000" if _SECURE_DEFAULT == "true" else "0", minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", "true")
 SECURE_HSTS_PRELOAD = envbool("DJANGO_HSTS_PRELOAD", "false")
 SESSION_COOKIE_HTTPONLY = True

@@ -99,6 +99,29 @@ def _outside_token_limits(actor: Actor, namespace_name: str, name: str) -> bool:
     return not any(limit in (namespace_name, full_name) for limit in limits)
 
 
+MAX_LIMITS = 50
+
+
+def validate_limits(limits: list[str]) -> list[str]:
+    """A token's limits as stored: each a namespace (`acme`) or a repository (`acme/api`,
+    `acme/team/app`) in the registry's name grammar, at most MAX_LIMITS, no repeats. Anything
+    else (patterns, upper case, `..`, a tag) is refused rather than stored as a limit that
+    reaches nothing."""
+    from repositories.models import REPOSITORY_NAME_RE
+
+    if not isinstance(limits, list) or len(limits) > MAX_LIMITS:
+        raise ValidationError(f"A list of at most {MAX_LIMITS} namespace or namespace/repository names.")
+    cleaned: list[str] = []
+    for limit in limits:
+        if not isinstance(limit, str) or len(limit) > 255 or not re.fullmatch(REPOSITORY_NAME_RE, limit):
+            raise ValidationError(
+                f"{str(limit)[:80]!r} is not a namespace or repository name (lowercase, e.g. acme or acme/api)."
+            )
+        if limit not in cleaned:
+            cleaned.append(limit)
+    return cleaned
+
+
 def limits_within(limits: list[str], outer: list[str]) -> bool:
     """Whether every entry of `limits` lies inside `outer`: the same entry, or a repository
     inside a namespace that `outer` names. An empty `outer` holds everything; an empty
@@ -288,8 +311,12 @@ def access_repository(actor: Actor, full_name: str, level: Level = Level.READ) -
 
 
 def may_list_catalog(actor: Actor) -> bool:
-    """`registry:catalog:*` exposes every name, private ones included: staff and system only."""
-    return actor.is_system or (actor.is_staff and not _disabled(actor))
+    """`registry:catalog:*` exposes every name, private ones included: staff and system only,
+    and only with a credential that reaches everything (no limits) at the admin level (`*` is
+    admin, as on repositories)."""
+    if actor.is_system:
+        return True
+    return actor.is_staff and not _disabled(actor) and not actor.limits and actor.cap[0] >= Level.ADMIN
 
 
 def visible_repositories(actor: Actor) -> QuerySet[Repository]:

@@ -4,6 +4,8 @@ from django.db.models import Case, Count, DateTimeField, OuterRef, Subquery, Val
 from django.utils.html import format_html_join
 
 from audit.admin_mixins import AuditedAdmin, ReadOnlyAdmin
+from audit.services import audit_record
+from portal.net import client_address
 from repositories import access, sync
 from repositories.models import (
     AccessRule,
@@ -20,10 +22,10 @@ from repositories.models import (
 )
 
 
-def _enqueue_reconcile(repository: str = "") -> None:
+def _enqueue_reconcile(repository: str = "", *, allow_removals: bool = False) -> None:
     from repositories.tasks import reconcile_registry
 
-    transaction.on_commit(lambda: reconcile_registry.delay(repository=repository))
+    transaction.on_commit(lambda: reconcile_registry.delay(repository=repository, allow_removals=allow_removals))
 
 
 class GrantInline(admin.TabularInline):
@@ -219,16 +221,43 @@ class SyncRunAdmin(admin.ModelAdmin):
         "created",
         "changed",
         "removed",
+        "held",
+        "trigger",
         "error",
     )
-    list_filter = ("status", "dry_run")
-    actions = None
+    list_filter = ("status", "trigger", "dry_run")
+    actions = ["apply_held_removals"]
 
     def has_add_permission(self, request) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Apply held removals: crawl again and remove every tag the registry no longer has")
+    def apply_held_removals(self, request, queryset) -> None:
+        held = [run for run in queryset if run.status == SyncRun.Status.HELD]
+        if not held:
+            self.message_user(request, "None of these runs held removals.", messages.WARNING)
+            return
+        for run in held:
+            audit_record(
+                action="sync.removals_allowed",
+                actor=request.user,
+                target=run,
+                target_name=str(run),
+                data={"held": run.held, "reason": run.error},
+                address=client_address(request),
+            )
+            _enqueue_reconcile(run.repository, allow_removals=True)
+        self.message_user(
+            request,
+            "A sync that removes what the registry no longer has is queued; see the next run.",
+            messages.SUCCESS,
+        )
 
     def changelist_view(self, request, extra_context=None):
         if request.method == "POST" and "sync_all" in request.POST:

@@ -79,11 +79,10 @@ class TokenForm(forms.Form):
     )
 
     def clean_limits(self) -> list[str]:
+        from repositories.access import validate_limits
+
         names = [n.strip().lower() for n in self.cleaned_data["limits"].split(",") if n.strip()]
-        for name in names:
-            if len(name) > 255 or " " in name:
-                raise forms.ValidationError(f"{name!r} is not a namespace or repository name.")
-        return names[:50]
+        return validate_limits(names)
 
 
 class RepositoryCreateForm(forms.Form):

@@ -157,6 +157,12 @@ class Tag(models.Model):
     manifest = models.ForeignKey(Manifest, on_delete=models.PROTECT, related_name="tags")
     pushed_at = models.DateTimeField(default=timezone.now)
     pushed_by = models.CharField(max_length=150, blank=True)
+
+    class Source(models.TextChoices):
+        EVENT = "event", "Push event"  # pushed_by and pushed_at are the registry's
+        CRAWL = "crawl", "Reconcile"  # seen by a crawl; its push event, if it comes, fills in who
+
+    source = models.CharField(max_length=5, choices=Source.choices, default=Source.EVENT)
     # Set for cosign's sha256-<hex>.sig/.att/.sbom tags, which lists hide unless asked.
     artifact = models.CharField(max_length=4, choices=Artifact.choices, default=Artifact.NONE, blank=True)
 
@@ -290,6 +296,7 @@ class RegistryEvent(models.Model):
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
+        PROCESSING = "processing", "Being applied"  # taken by a worker's drain (claimed_at)
         PROCESSED = "processed", "Processed"
         IGNORED = "ignored", "Ignored"
         FAILED = "failed", "Failed"
@@ -308,6 +315,7 @@ class RegistryEvent(models.Model):
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
     received_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -358,7 +366,13 @@ class SyncRun(models.Model):
         RUNNING = "running", "Running"
         OK = "ok", "Completed"
         PARTIAL = "partial", "Completed with errors"
+        HELD = "held", "Completed, removals held for an operator"
         FAILED = "failed", "Failed"
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", "Schedule"
+        OPERATOR = "operator", "Operator"
+        REGISTRY_RESTART = "restart", "Registry restarted"
 
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -372,12 +386,53 @@ class SyncRun(models.Model):
     created = models.PositiveIntegerField(default=0)
     changed = models.PositiveIntegerField(default=0)
     removed = models.PositiveIntegerField(default=0)
+    # Removals the crawl planned but did not make: too many at once (or an empty catalog), so an
+    # operator must confirm them (`sync_registry --allow-removals`, or the admin's action).
+    held = models.PositiveIntegerField(default=0)
+    allow_removals = models.BooleanField(default=False)
+    trigger = models.CharField(max_length=8, choices=Trigger.choices, default=Trigger.OPERATOR)
     error = models.TextField(blank=True)
     # What was (or, for a dry run, would be) created, changed and removed, by name.
     report = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-started_at"]
+        constraints = [
+            # One crawl at a time, whoever starts it (beat, the admin, the command): a second one
+            # cannot even record that it runs.
+            models.UniqueConstraint(fields=["status"], condition=Q(status="running"), name="sync_run_one_at_a_time"),
+        ]
 
     def __str__(self) -> str:
         return f"sync {self.started_at:%Y-%m-%d %H:%M} {self.repository or 'all'} ({self.status})"
+
+
+class TagTombstone(models.Model):
+    """A tag that was deleted, and when: a push event for that tag and digest stamped before the
+    delete (delivered late, or after the delete's own notification was lost) must not bring it
+    back. Pruned after SYNC_TOMBSTONE_DAYS."""
+
+    repository = models.CharField(max_length=255)
+    tag = models.CharField(max_length=128)
+    digest = models.CharField(max_length=150, blank=True)  # empty: whatever it pointed at
+    deleted_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["repository", "tag"], name="tombstone_repository_tag")]
+
+    def __str__(self) -> str:
+        return f"{self.repository}:{self.tag} deleted {self.deleted_at:%Y-%m-%d %H:%M}"
+
+
+class RegistryInstance(models.Model):
+    """Each registry process has an instance id that its notifications carry. Its queue lives in
+    memory, so a new id (a restart, or a new replica) means notifications may have been lost:
+    the portal crawls at once."""
+
+    instance_id = models.CharField(max_length=100, unique=True)
+    address = models.CharField(max_length=255, blank=True)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.instance_id} ({self.address})"

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts import services as account_services
 from accounts.models import Level, Membership, Namespace, Organization, Robot, Team, User
+from portal.params import id_param
 from repositories import access, services
 from repositories.forms import (
     LEVEL_CHOICES,
@@ -207,7 +208,7 @@ def organization_settings(request: HttpRequest, name: str) -> HttpResponse:
                 if team and user:
                     account_services.team_member_remove(team=team, user=user, actor=request.user)
             elif action == "remove-rule":
-                rule = AccessRule.objects.filter(organization=organization, pk=target or 0).first()
+                rule = AccessRule.objects.filter(organization=organization, pk=id_param(target)).first()
                 if rule is not None:
                     services.access_rule_delete(rule=rule, actor=request.user)
                     messages.success(request, "Access rule removed.")
@@ -224,7 +225,7 @@ def organization_settings(request: HttpRequest, name: str) -> HttpResponse:
                         account_services.robot_rotate(robot=robot, actor=request.user),
                     )
             elif action == "delete-webhook":
-                hook = Webhook.objects.filter(organization=organization, pk=target or 0).first()
+                hook = Webhook.objects.filter(organization=organization, pk=id_param(target)).first()
                 if hook is not None:
                     webhook_services.webhook_delete(webhook=hook, actor=request.user)
                     messages.success(request, f"Webhook {hook.name} deleted.")

@@ -10,9 +10,10 @@ import base64
 import binascii
 import hmac
 import logging
+import time
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
@@ -22,7 +23,7 @@ from accounts.services import refresh_token_create
 from portal.net import client_address
 from repositories import access, sync
 from repositories.registry import get_issuer
-from repositories.registry.events import EnvelopeError, parse_envelope, parse_event
+from repositories.registry.events import MAX_ENVELOPE_BYTES, EnvelopeError, parse_envelope, parse_event
 from repositories.registry.token import Scope, ScopeError, parse_scopes
 
 log = logging.getLogger(__name__)
@@ -187,19 +188,84 @@ def _registry_authenticated(request: HttpRequest) -> bool:
     return hmac.compare_digest(header.encode(), expected.encode())
 
 
+# The registry waits this long for an answer (its endpoint `timeout`) and then retries: a
+# database that cannot take the write within this much gets a quick 503 instead.
+EVENTS_LOCK_TIMEOUT_MS = 1500
+
+
+def _read_envelope(request: HttpRequest) -> bytes | None:
+    """The body, or None when it is larger than an envelope may be (read no further)."""
+    body = request.read(MAX_ENVELOPE_BYTES + 1)
+    return None if len(body) > MAX_ENVELOPE_BYTES else body
+
+
+def _store(parsed: list) -> sync.Stored:
+    """Store the events and ask for them to be applied, waiting at most EVENTS_LOCK_TIMEOUT_MS
+    for the database. PostgreSQL waits inside the transaction (lock and statement timeouts).
+    SQLite takes its one write lock when the transaction begins; its own busy handler sleeps in
+    growing steps (1, 2, 5, 10, 15, 20, 25 ms …), which under a busy worker made this answer
+    tens of milliseconds late, so here the lock is tried again in sub-millisecond steps."""
+    sqlite = connection.vendor == "sqlite"
+    if sqlite:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA busy_timeout = 0")
+    try:
+        return _store_waiting_briefly(parsed, sqlite=sqlite)
+    finally:
+        if sqlite:  # the connection is kept for the next request, which waits as usual
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"PRAGMA busy_timeout = {int(settings.DATABASES['default']['OPTIONS']['timeout'] * 1000)}"
+                )
+
+
+def _store_waiting_briefly(parsed: list, *, sqlite: bool) -> sync.Stored:
+    deadline = time.monotonic() + EVENTS_LOCK_TIMEOUT_MS / 1000
+    pause = 0.0002
+    while True:
+        try:
+            with transaction.atomic():
+                if connection.vendor == "postgresql":
+                    with connection.cursor() as cursor:
+                        cursor.execute(
+                            f"SET LOCAL lock_timeout = '{EVENTS_LOCK_TIMEOUT_MS}ms'; "
+                            f"SET LOCAL statement_timeout = '{EVENTS_LOCK_TIMEOUT_MS * 2}ms'"
+                        )
+                stored = sync.events_store(parsed)
+                if stored.new_ids:
+                    transaction.on_commit(sync.request_drain)
+                if stored.new_instance:
+                    transaction.on_commit(sync.enqueue_restart_crawl)
+            return stored
+        except OperationalError as exc:
+            if not (sqlite and "locked" in str(exc) and time.monotonic() < deadline):
+                raise
+            time.sleep(pause)
+            pause = min(pause * 1.5, 0.0005)
+
+
 @csrf_exempt
 @require_POST
 def events_view(request: HttpRequest) -> JsonResponse:
+    """Store and enqueue, nothing more: the registry delivers one notification at a time, so
+    this answer's latency is the whole pipeline's throughput. Anything the authenticated
+    registry sends gets a 2xx (unusable events are kept as quarantined, because a 4xx would be
+    retried forever and stall its queue); only when nothing could be stored (the database is
+    locked or down) does it answer 503, quickly, for the registry to retry."""
     if not _registry_authenticated(request):
         return _error(401, "UNAUTHORIZED", "missing or wrong registry secret")
+    body = _read_envelope(request)
     try:
-        parsed = parse_envelope(request.body)
+        if body is None:
+            raise EnvelopeError(f"envelope is larger than {MAX_ENVELOPE_BYTES} bytes")
+        parsed = parse_envelope(body)
     except EnvelopeError as exc:
-        # Answer 2xx anyway: the registry would retry a 4xx forever and stall its queue.
-        parsed = [parse_event({"envelope": request.body[:4096].decode("utf-8", "replace"), "error": str(exc)})]
+        sample = (body or request.read(4096))[:4096].decode("utf-8", "replace")
+        parsed = [parse_event({"envelope": sample, "error": str(exc)})]
         parsed[0].problem = str(exc)
-    with transaction.atomic():
-        new_ids = sync.events_store(parsed)
-        for pk in new_ids:
-            transaction.on_commit(lambda pk=pk: sync.enqueue_event(pk))
-    return JsonResponse({"stored": len(new_ids)})
+    try:
+        stored = _store(parsed)
+    except DatabaseError as exc:
+        log.warning("registry events not stored (the registry will send them again): %s", exc)
+        return _error(503, "UNAVAILABLE", "the portal's database is busy; send again", Retry_After="1")
+    return JsonResponse({"stored": len(stored.new_ids)})

@@ -7,6 +7,7 @@ import logging
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import Namespace, Visibility
 from audit.services import audit_record
@@ -157,26 +158,71 @@ class ConfirmationRequired(Exception):
         self.digest, self.tags = digest, tags
 
 
-def tag_delete(*, repository: Repository, tag_name: str, actor, confirm: bool = False) -> tuple[str, list[str]]:
+class TagNotInRegistry(Exception):
+    """The registry has no such tag (any more): nothing was deleted there."""
+
+
+def tag_delete_preview(*, repository: Repository, tag_name: str) -> tuple[str, list[str]]:
+    """What deleting this tag would delete, as the registry says now: (digest, every tag on it).
+    Raises TagNotInRegistry, or RegistryError when the registry cannot be reached."""
+    from repositories.registry import get_client
+    from repositories.registry.client import RegistryNotFound
+
+    client = get_client()
+    try:
+        digest = client.head_manifest(repository.full_name, tag_name).digest
+    except RegistryNotFound:
+        raise TagNotInRegistry(tag_name) from None
+    now_in_registry = client.tag_digests(repository.full_name)
+    return digest, sorted({tag_name, *(name for name, d in now_in_registry.items() if d == digest)})
+
+
+def tag_delete(
+    *, repository: Repository, tag_name: str, actor, confirm: bool = False, expected_digest: str = ""
+) -> tuple[str, list[str]]:
     """Delete a tag the only way the registry can: by its manifest's digest, which removes
-    every tag pointing at it. Returns (digest, every tag removed). Raises ConfirmationRequired
-    when other tags would go too and `confirm` is false; RegistryError when the registry cannot
-    be reached (then nothing changed)."""
+    every tag pointing at it. The digest and the tags sharing it are read from the registry
+    (DESIGN.md section 5: the registry is the truth), never from the portal's picture, which a
+    lost event can leave stale: deleting "latest" must delete what "latest" is now.
+
+    Returns (digest, every tag removed). Raises ConfirmationRequired when other tags would go
+    too and `confirm` is false, or when the tag no longer points at `expected_digest` (what the
+    person confirmed); TagNotInRegistry when the registry has no such tag (the portal forgets
+    it); RegistryError when the registry cannot be reached (then nothing changed)."""
     from repositories.models import Tag
     from repositories.registry import get_client
     from repositories.registry.client import RegistryNotFound
-    from repositories.sync import refresh_artifact_flags, remove_unreferenced_manifests
+    from repositories.sync import (
+        announce_tag_delete,
+        refresh_artifact_flags,
+        remove_unreferenced_manifests,
+        tag_tombstones_write,
+    )
 
-    tag = Tag.objects.select_related("manifest").get(repository=repository, name=tag_name)
-    digest = tag.manifest.digest
-    siblings = sorted(Tag.objects.filter(repository=repository, manifest=tag.manifest).values_list("name", flat=True))
+    try:
+        digest, siblings = tag_delete_preview(repository=repository, tag_name=tag_name)
+    except TagNotInRegistry:
+        _forget_tags(repository=repository, names=[tag_name], actor=actor, reason="gone from the registry")
+        raise
     others = [name for name in siblings if name != tag_name]
-    if others and not confirm:
+    if (others and not confirm) or (expected_digest and expected_digest != digest):
         raise ConfirmationRequired(digest, siblings)
-    with contextlib.suppress(RegistryNotFound):  # already gone from the registry: make the portal agree
-        get_client().delete_manifest(repository.full_name, digest)
+    client = get_client()
+    deleted_at = timezone.now()
+    with contextlib.suppress(RegistryNotFound):  # deleted meanwhile: the portal agrees below
+        client.delete_manifest(repository.full_name, digest)
     with transaction.atomic():
-        Tag.objects.filter(repository=repository, manifest__digest=digest).delete()
+        # What the registry deleted: the digest's tags there, whatever digest the portal thought
+        # they had. (A portal row on that digest for a tag the registry has elsewhere is stale,
+        # not deleted: the next event or crawl corrects it.)
+        Tag.objects.filter(repository=repository, name__in=siblings).delete()
+        removed = siblings
+        tag_tombstones_write(
+            repository_name=repository.full_name,
+            tags=dict.fromkeys(removed, digest),
+            digests={digest},
+            deleted_at=deleted_at,
+        )
         remove_unreferenced_manifests(repository)
         refresh_artifact_flags(repository)
         audit_record(
@@ -185,30 +231,53 @@ def tag_delete(*, repository: Repository, tag_name: str, actor, confirm: bool = 
             target=repository,
             target_name=f"{repository.full_name}@{digest}",
             namespace=repository.namespace.name,
-            data={"tags": siblings},
+            data={"tags": removed},
         )
-        from repositories.sync import announce_tag_delete
-
         announce_tag_delete(
-            repository=repository, digest=digest, tags=siblings, actor_name=getattr(actor, "username", "")
+            repository=repository, digest=digest, tags=removed, actor_name=getattr(actor, "username", "")
         )
-    return digest, siblings
+    return digest, removed
+
+
+def _forget_tags(*, repository: Repository, names: list[str], actor, reason: str) -> None:
+    from repositories.models import Tag
+    from repositories.sync import refresh_artifact_flags, remove_unreferenced_manifests
+
+    with transaction.atomic():
+        gone = sorted(Tag.objects.filter(repository=repository, name__in=names).values_list("name", flat=True))
+        if not gone:
+            return
+        Tag.objects.filter(repository=repository, name__in=gone).delete()
+        remove_unreferenced_manifests(repository)
+        refresh_artifact_flags(repository)
+        audit_record(
+            action="tag.delete",
+            actor=actor,
+            target=repository,
+            target_name=repository.full_name,
+            namespace=repository.namespace.name,
+            data={"tags": gone, "source": reason},
+        )
 
 
 def repository_delete(*, repository: Repository, actor) -> list[str]:
     """Delete every manifest a tag points at in the registry, then the repository and all it
-    holds in the portal. Returns the tags removed. Distribution has no API to drop the name
-    itself: it stays in the catalog, empty, until garbage collection."""
+    holds in the portal. The digests come from the registry itself (a tag the portal never
+    heard of is deleted too, so the repository does not come back at the next crawl). Returns
+    the tags removed. Distribution has no API to drop the name itself: it stays in the catalog,
+    empty, until garbage collection."""
     from repositories.models import Tag
     from repositories.registry import get_client
     from repositories.registry.client import RegistryNotFound
+    from repositories.sync import tag_tombstones_write
 
     client = get_client()
-    digests = sorted(set(Tag.objects.filter(repository=repository).values_list("manifest__digest", flat=True)))
-    for digest in digests:
+    in_registry = client.tag_digests(repository.full_name)
+    for digest in sorted(set(in_registry.values())):
         with contextlib.suppress(RegistryNotFound):
             client.delete_manifest(repository.full_name, digest)
-    tags = sorted(Tag.objects.filter(repository=repository).values_list("name", flat=True))
+    deleted_at = timezone.now()
+    tags = sorted(set(Tag.objects.filter(repository=repository).values_list("name", flat=True)) | set(in_registry))
     with transaction.atomic():
         audit_record(
             action="repository.delete",
@@ -219,6 +288,12 @@ def repository_delete(*, repository: Repository, actor) -> list[str]:
             data={"tags": tags},
         )
         _announce(repository, "repository_deleted", {"tags": tags}, organization_only=True)
+        tag_tombstones_write(
+            repository_name=repository.full_name,
+            tags=in_registry,
+            digests=set(in_registry.values()),
+            deleted_at=deleted_at,
+        )
         Tag.objects.filter(repository=repository).delete()  # tags protect their manifests
         repository.delete()
     return tags

@@ -11,24 +11,38 @@ event timestamp, and a push older than a delete of the same digest does not brin
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import hashlib
+import json
 import logging
 import re
-from dataclasses import dataclass, field
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import DatabaseError, DataError, IntegrityError, connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import Namespace
 from audit.services import audit_record
 from repositories.access import split_repository_name
-from repositories.models import DailyPulls, IndexEntry, Manifest, RegistryEvent, Repository, Tag
+from repositories.models import (
+    DailyPulls,
+    IndexEntry,
+    Manifest,
+    RegistryEvent,
+    RegistryInstance,
+    Repository,
+    Tag,
+    TagTombstone,
+)
 from repositories.registry import get_client
-from repositories.registry.client import INDEX_TYPES, ManifestDoc, RegistryClient, RegistryNotFound
+from repositories.registry.client import INDEX_TYPES, ManifestDoc, RegistryClient, RegistryError, RegistryNotFound
 from repositories.registry.events import ParsedEvent
 from repositories.services import repository_create, repository_fill_descriptions_from_image
 
@@ -47,43 +61,99 @@ class EventProcessingError(Exception):
 
 # --- storing ---------------------------------------------------------------------------------
 
+# Registry instance ids this process has already recorded: the steady state costs no query.
+_known_instances: set[str] = set()
 
-def events_store(parsed: list[ParsedEvent]) -> list[int]:
-    """Store events once each (a duplicate id is a no-op) and return the ids of new rows that
-    need processing. Called inside the endpoint's transaction."""
-    new_ids: list[int] = []
+
+@dataclass
+class Stored:
+    new_ids: list[int] = field(default_factory=list)  # rows that need processing
+    new_instance: bool = False  # a registry process never seen before sent these
+
+
+def events_store(parsed: list[ParsedEvent], *, received_at: dt.datetime | None = None) -> Stored:
+    """Store events once each (a duplicate id is a no-op). Called inside the endpoint's
+    transaction; whatever one event holds, it is stored (quarantined if unusable) and never
+    stops the others. Timestamps are clamped to the time received: a registry whose clock runs
+    ahead must not pin a tag in the future."""
+    received_at = received_at or timezone.now()
+    stored = Stored()
     for event in parsed:
+        if event.timestamp is not None and event.timestamp > received_at:
+            event.timestamp = received_at
         status = Status.QUARANTINED if event.problem else Status.PENDING
         if not event.problem and not _worth_processing(event):
             status = Status.IGNORED
-        row, created = RegistryEvent.objects.get_or_create(
-            event_id=event.event_id,
+        row, created = None, False
+        try:
+            # An INSERT that a duplicate id refuses: no SELECT first (the endpoint's latency is
+            # the registry's throughput, and duplicates are rare).
+            with transaction.atomic():
+                row = RegistryEvent.objects.create(
+                    event_id=event.event_id,
+                    action=event.action,
+                    repository=event.repository,
+                    tag=event.tag,
+                    digest=event.digest,
+                    media_type=event.media_type,
+                    actor=event.actor,
+                    timestamp=event.timestamp,
+                    payload=event.payload,
+                    status=status,
+                    error=event.problem,
+                    received_at=received_at,
+                )
+                created = True
+        except IntegrityError as exc:
+            if not RegistryEvent.objects.filter(event_id=event.event_id).exists():
+                created = _quarantine(event, f"could not be stored: {exc.__class__.__name__}: {exc}", received_at)
+                status = Status.QUARANTINED
+        except (DataError, ValueError, OverflowError) as exc:
+            created = _quarantine(event, f"could not be stored: {exc.__class__.__name__}: {exc}", received_at)
+            status = Status.QUARANTINED
+        if created and status == Status.PENDING and row is not None:
+            stored.new_ids.append(row.pk)
+        if event.instance_id and event.instance_id not in _known_instances:
+            stored.new_instance |= _record_instance(event)
+    return stored
+
+
+def _quarantine(event: ParsedEvent, problem: str, received_at: dt.datetime) -> bool:
+    """Keep what could not be stored as it came, with the reason, under a stable id."""
+    raw = json.dumps(event.payload, default=str)[:4096]
+    with transaction.atomic():
+        _, created = RegistryEvent.objects.get_or_create(
+            event_id=f"unstorable-{hashlib.sha256(raw.encode()).hexdigest()[:40]}",
             defaults={
-                "action": event.action,
-                "repository": event.repository,
-                "tag": event.tag,
-                "digest": event.digest,
-                "media_type": event.media_type,
-                "actor": event.actor,
-                "timestamp": event.timestamp,
-                "payload": event.payload,
-                "status": status,
-                "error": event.problem,
+                "payload": {"raw": raw},
+                "status": Status.QUARANTINED,
+                "error": problem[:2000],
+                "received_at": received_at,
             },
         )
-        if created and status == Status.PENDING:
-            new_ids.append(row.pk)
-    return new_ids
+    return created
+
+
+def _record_instance(event: ParsedEvent) -> bool:
+    """Remember a registry instance; True when it was never seen before (a restart or a new
+    replica: its predecessor's queued notifications may be lost, so the portal crawls)."""
+    with transaction.atomic():
+        _, created = RegistryInstance.objects.get_or_create(
+            instance_id=event.instance_id, defaults={"address": event.source_addr}
+        )
+    _known_instances.add(event.instance_id)
+    return created
 
 
 def _worth_processing(event: ParsedEvent) -> bool:
     if event.action == "delete":
-        return bool(event.digest)
+        return bool(event.digest or event.tag)  # by digest (2.8), or a tag deleted (untag, 3.x)
     if event.media_type not in MANIFEST_MEDIA_TYPES:
         return False  # blobs (the generated config already asks the registry not to send them)
     if event.action == "pull":
-        # The portal's own reads (sync, event processing) are not pulls by anyone.
-        return event.actor != settings.SYSTEM_IDENTITY
+        # A HEAD only asks whether a manifest exists (clients do it before every GET, and for
+        # each tag of a crawl); the portal's own reads (sync, event processing) are no one's.
+        return event.method in ("GET", "") and event.actor != settings.SYSTEM_IDENTITY
     return event.action == "push"
 
 
@@ -95,42 +165,149 @@ def process_registry_event(event_pk: int, client: RegistryClient | None = None) 
     event = RegistryEvent.objects.filter(pk=event_pk).first()
     if event is None or event.status not in (Status.PENDING, Status.FAILED):
         return "skipped"
-    RegistryEvent.objects.filter(pk=event_pk).update(attempts=F("attempts") + 1)
+    return _process([event], client or get_client())[event.pk]
+
+
+# Events applied by one task at most: a burst's backlog is taken in batches, whose registry reads
+# run in parallel (the registry delivers notifications one at a time; a worker that took them
+# one at a time, each waiting for two registry round trips, fell behind four pushing clients).
+BACKLOG_BATCH = 50
+FETCH_CONCURRENCY = 8
+
+
+def process_backlog(event_pk: int, client: RegistryClient | None = None, *, limit: int = BACKLOG_BATCH) -> str:
+    """Apply this event and, with it, up to `limit` - 1 others waiting longest. The others' own
+    tasks then find them done (exactly once: each is claimed in its own transaction). Returns
+    this event's status. Registry or database errors of this event propagate (the task retries
+    it); the others' are left pending for their own tasks."""
+    event = RegistryEvent.objects.filter(pk=event_pk).first()
+    if event is None or event.status not in (Status.PENDING, Status.FAILED):
+        return "skipped"
+    others = list(
+        RegistryEvent.objects.filter(status=Status.PENDING)
+        .exclude(pk=event.pk)
+        .order_by("received_at", "pk")[: max(0, limit - 1)]
+    )
+    return _process([event, *others], client or get_client())[event.pk]
+
+
+def _process(events: list[RegistryEvent], client: RegistryClient, *, strict: bool = True) -> dict[int, str]:
+    """Strict: the first event's registry or database errors propagate (its task retries it);
+    the others' leave them pending. Otherwise registry errors leave each event pending (counted
+    as a try; failed after MAX_ATTEMPTS), and database errors propagate."""
+    first = events[0].pk if strict else None
+    statuses: dict[int, str] = {}
+    prepared: dict[int, PreparedPush | Exception] = {}
+    pushes = []
+    for event in events:
+        if event.action != "push":
+            continue
+        try:
+            prepared[event.pk] = _resolve_push(event)
+            if prepared[event.pk].manifest is None:
+                pushes.append(event)
+        except EventProcessingError as exc:
+            prepared[event.pk] = exc
+    if pushes:
+        with ThreadPoolExecutor(max_workers=min(FETCH_CONCURRENCY, len(pushes))) as pool:
+            for event, fetched in zip(pushes, pool.map(lambda e: _fetch_push(e, client), pushes), strict=True):
+                if isinstance(fetched, Exception):
+                    prepared[event.pk] = fetched
+                else:
+                    prepared[event.pk].fetched = fetched
+    for event in events:
+        _let_the_endpoint_in()
+        try:
+            statuses[event.pk] = _apply_once_more_on_a_race(event, prepared.get(event.pk))
+        except (IntegrityError, DataError) as exc:
+            # Twice refused by a constraint: the event itself cannot be stored, another try
+            # will not change that.
+            log.warning("registry event %s cannot be applied: %s", event.pk, exc)
+            registry_event_mark(
+                event.pk, status=Status.QUARANTINED, error=f"cannot be stored: {exc.__class__.__name__}: {exc}"
+            )
+            statuses[event.pk] = Status.QUARANTINED
+        except EventProcessingError as exc:
+            registry_event_mark(event.pk, status=Status.FAILED, error=str(exc))
+            statuses[event.pk] = Status.FAILED
+        except (RegistryError, DatabaseError) as exc:
+            if event.pk == first or (not strict and isinstance(exc, DatabaseError)):
+                raise
+            statuses[event.pk] = "left pending"
+            if not strict:
+                _count_try(event, exc)
+    return statuses
+
+
+def _count_try(event: RegistryEvent, exc: Exception) -> None:
+    if event.attempts + 1 >= MAX_ATTEMPTS:
+        registry_event_mark(event.pk, status=Status.FAILED, error=f"{exc.__class__.__name__}: {exc}")
+    else:
+        RegistryEvent.objects.filter(pk=event.pk).update(
+            status=Status.PENDING, attempts=F("attempts") + 1, error=f"{exc.__class__.__name__}: {exc}"[:2000]
+        )
+
+
+def _let_the_endpoint_in() -> None:
+    """SQLite has one write lock and no queue for it: a worker that begins its next transaction
+    the moment it commits the last one keeps the events endpoint (which the registry waits on)
+    out for as long as it drains. A millisecond between events lets it in."""
+    if connection.vendor == "sqlite":
+        time.sleep(0.001)
+
+
+def _apply_once_more_on_a_race(event: RegistryEvent, prepared) -> str:
+    """Two workers applying events of the same image at once can both create its manifest or
+    tag; the loser's transaction is refused by the unique constraint, and applying it again
+    (now seeing the winner's rows) succeeds."""
     try:
+        return _apply(event, prepared)
+    except IntegrityError:
+        if isinstance(prepared, PreparedPush):
+            prepared = (
+                _resolve_push(event)
+                if prepared.fetched is None
+                else replace(_resolve_push(event), fetched=prepared.fetched)
+            )
+        return _apply(event, prepared)
+
+
+def _apply(event: RegistryEvent, prepared) -> str:
+    if isinstance(prepared, Exception):
+        raise prepared
+    if event.action not in ("push", "pull", "delete"):
+        registry_event_mark(event.pk, status=Status.IGNORED)
+        return Status.IGNORED
+    with transaction.atomic():
+        if not _claim(event.pk):
+            return "skipped"
         if event.action == "push":
-            fetched = _prepare_push(event, client or get_client())
-            with transaction.atomic():
-                if not _claim(event_pk):
-                    return "skipped"
-                _apply_push(event, fetched)
+            _apply_push(event, prepared)
         elif event.action == "pull":
-            with transaction.atomic():
-                if not _claim(event_pk):
-                    return "skipped"
-                _apply_pull(event)
-        elif event.action == "delete":
-            with transaction.atomic():
-                if not _claim(event_pk):
-                    return "skipped"
-                _apply_delete(event)
+            _apply_pull(event)
         else:
-            registry_event_mark(event_pk, status=Status.IGNORED)
-            return Status.IGNORED
-    except EventProcessingError as exc:
-        registry_event_mark(event_pk, status=Status.FAILED, error=str(exc))
-        return Status.FAILED
+            _apply_delete(event)
     return Status.PROCESSED
 
 
 def _claim(event_pk: int) -> bool:
-    claimed = RegistryEvent.objects.filter(pk=event_pk, status__in=[Status.PENDING, Status.FAILED]).update(
-        status=Status.PROCESSED, error="", processed_at=timezone.now()
+    claimable = [Status.PENDING, Status.FAILED, Status.PROCESSING]
+    claimed = RegistryEvent.objects.filter(pk=event_pk, status__in=claimable).update(
+        status=Status.PROCESSED, error="", processed_at=timezone.now(), attempts=F("attempts") + 1
     )
     return claimed == 1
 
 
 def registry_event_mark(event_pk: int, *, status: str, error: str = "") -> None:
-    RegistryEvent.objects.filter(pk=event_pk).update(status=status, error=error[:2000], processed_at=timezone.now())
+    """Settle an event that was tried and not applied (each such try counts as an attempt)."""
+    RegistryEvent.objects.filter(pk=event_pk).update(
+        status=status, error=error[:2000], processed_at=timezone.now(), attempts=F("attempts") + 1
+    )
+
+
+def registry_event_tried(event_pk: int) -> None:
+    """Count a try that will be made again (the registry or the database was unavailable)."""
+    RegistryEvent.objects.filter(pk=event_pk).update(attempts=F("attempts") + 1)
 
 
 def registry_event_retry(*, event_pk: int, actor_name: str) -> bool:
@@ -145,7 +322,8 @@ def registry_event_retry(*, event_pk: int, actor_name: str) -> bool:
 
 def sweep_pending_events(*, older_than: dt.timedelta = dt.timedelta(seconds=30), limit: int = 1000) -> int:
     """Enqueue stored events that were never processed: the broker was down when they came,
-    or the worker died. Returns how many were enqueued."""
+    or the worker died (its claims are released first). Returns how many were enqueued."""
+    release_stale_claims()
     cutoff = timezone.now() - older_than
     pks = list(
         RegistryEvent.objects.filter(status=Status.PENDING, received_at__lt=cutoff)
@@ -155,6 +333,92 @@ def sweep_pending_events(*, older_than: dt.timedelta = dt.timedelta(seconds=30),
     for pk in pks:
         enqueue_event(pk)
     return len(pks)
+
+
+def enqueue_restart_crawl() -> None:
+    """A registry instance never seen before: its predecessor's queue may be lost. Crawl now."""
+    from repositories.tasks import reconcile_registry
+
+    try:
+        reconcile_registry.delay(trigger="restart")
+    except Exception:
+        log.warning("could not enqueue the crawl for a restarted registry; the next tick will", exc_info=True)
+
+
+DRAIN_KEY = "dockyard:registry-events:drain-requested"
+
+
+def request_drain() -> None:
+    """Ask a worker to apply every pending event, unless one was asked already and has not
+    started: one task (and one broker round trip) for a burst of notifications, not one each.
+    The drain clears the request when it starts, so an event stored after that asks again."""
+    from django.core.cache import cache
+
+    from repositories.tasks import drain_registry_events
+
+    try:
+        # Short-lived: a request whose drain never starts (its worker died) stops holding the
+        # next ones back after a few seconds.
+        if not cache.add(DRAIN_KEY, 1, timeout=2):
+            return
+    except Exception:
+        log.warning("cache unavailable: asking for a drain anyway", exc_info=True)
+    try:
+        drain_registry_events.delay()
+    except Exception:
+        log.warning("could not enqueue the drain; the events stay pending for the sweep", exc_info=True)
+        with contextlib.suppress(Exception):
+            cache.delete(DRAIN_KEY)
+
+
+MAX_ATTEMPTS = 7
+
+
+def drain_pending(client: RegistryClient | None = None, *, batch: int = BACKLOG_BATCH) -> int:
+    """Apply pending events, oldest first, in batches, until none is left. Each batch is taken
+    (pending -> processing) in one short transaction that skips rows another drain holds, so
+    two workers draining at once share the backlog instead of both doing all of it. An event
+    the registry cannot serve now goes back to pending, counted as a try (failed after
+    MAX_ATTEMPTS), for the sweep; a database outage propagates. Returns how many were applied."""
+    from django.core.cache import cache
+
+    with contextlib.suppress(Exception):
+        cache.delete(DRAIN_KEY)
+    client = client or get_client()
+    applied, held_back = 0, set()
+    while True:
+        events = _take_batch(batch, exclude=held_back)
+        if not events:
+            return applied
+        for pk, status in _process(events, client, strict=False).items():
+            if status == "left pending":
+                held_back.add(pk)
+            elif status == Status.PROCESSED:
+                applied += 1
+
+
+def _take_batch(size: int, *, exclude: set[int]) -> list[RegistryEvent]:
+    with transaction.atomic():
+        pks = list(
+            RegistryEvent.objects.select_for_update(skip_locked=True)
+            .filter(status=Status.PENDING)
+            .exclude(pk__in=exclude)
+            .order_by("received_at", "pk")
+            .values_list("pk", flat=True)[:size]
+        )
+        if not pks:
+            return []
+        RegistryEvent.objects.filter(pk__in=pks, status=Status.PENDING).update(
+            status=Status.PROCESSING, claimed_at=timezone.now()
+        )
+    return list(RegistryEvent.objects.filter(pk__in=pks, status=Status.PROCESSING).order_by("received_at", "pk"))
+
+
+def release_stale_claims(*, older_than: dt.timedelta = dt.timedelta(minutes=5)) -> int:
+    """Events a drain took and never settled (its worker died): pending again."""
+    return RegistryEvent.objects.filter(status=Status.PROCESSING, claimed_at__lt=timezone.now() - older_than).update(
+        status=Status.PENDING
+    )
 
 
 def enqueue_event(event_pk: int) -> None:
@@ -186,44 +450,95 @@ def _namespace_and_name(repository_name: str) -> tuple[Namespace, str]:
     return namespace, name
 
 
-def _prepare_push(event: RegistryEvent, client: RegistryClient) -> Fetched | None:
-    namespace, name = _namespace_and_name(event.repository)
-    if Manifest.objects.filter(repository__namespace=namespace, repository__name=name, digest=event.digest).exists():
-        return None
+@dataclass
+class PreparedPush:
+    """What a push event needs, read before its transaction: the repository (None until its
+    first push creates it), its namespace, and the manifest, known or fetched from the registry."""
+
+    namespace: Namespace
+    name: str
+    repository: Repository | None
+    manifest: Manifest | None
+    fetched: Fetched | None
+
+
+def _resolve_push(event: RegistryEvent) -> PreparedPush:
+    """The database side of a push, before its transaction: one query in the common case."""
+    ns_name, name = split_repository_name(event.repository)
+    repository = (
+        Repository.objects.select_related("namespace").filter(namespace__name=ns_name, name=name).first()
+        if ns_name and name
+        else None
+    )
+    if repository is None:
+        namespace, name = _namespace_and_name(event.repository)
+        return PreparedPush(namespace, name, None, None, None)
+    manifest = Manifest.objects.filter(repository=repository, digest=event.digest).first()
+    return PreparedPush(repository.namespace, name, repository, manifest, None)
+
+
+def _fetch_push(event: RegistryEvent, client: RegistryClient) -> Fetched | Exception:
+    """The registry side (runs in a thread; no database): the manifest, its config, its
+    platforms. Errors are returned, to be raised where the event is applied."""
     try:
         return fetch_manifest(client, event.repository, event.digest)
     except RegistryNotFound:
-        raise EventProcessingError(f"{event.repository}@{event.digest} is no longer in the registry") from None
+        return EventProcessingError(f"{event.repository}@{event.digest} is no longer in the registry")
+    except Exception as exc:
+        return exc
 
 
-def _apply_push(event: RegistryEvent, fetched: Fetched | None) -> None:
-    namespace, name = _namespace_and_name(event.repository)
+def _apply_push(event: RegistryEvent, prepared: PreparedPush) -> None:
     pushed_at = event.timestamp or timezone.now()
-    repository = repository_for_push(namespace=namespace, name=name, actor_name=event.actor)
-    manifest = (
-        store_manifest(repository, fetched)
-        if fetched
-        else Manifest.objects.get(repository=repository, digest=event.digest)
+    repository = prepared.repository or repository_for_push(
+        namespace=prepared.namespace, name=prepared.name, actor_name=event.actor
     )
+    manifest = prepared.manifest or store_manifest(repository, prepared.fetched)
     if repository.last_pushed_at is None or repository.last_pushed_at < pushed_at:
-        Repository.objects.filter(pk=repository.pk).update(last_pushed_at=pushed_at, updated_at=timezone.now())
+        Repository.objects.filter(pk=repository.pk).filter(
+            Q(last_pushed_at__isnull=True) | Q(last_pushed_at__lt=pushed_at)
+        ).update(last_pushed_at=pushed_at, updated_at=timezone.now())
     if not event.tag:
         return  # a push by digest (an index's platform manifest) carries no tag
-    deleted_later = RegistryEvent.objects.filter(
-        action="delete",
-        repository=event.repository,
-        digest=event.digest,
-        status=Status.PROCESSED,
-        timestamp__gt=pushed_at,
-    ).exists()
-    if deleted_later:
-        return  # this push arrived after a later delete of the same digest
+    if tag_tombstoned(repository_name=event.repository, tag=event.tag, digest=event.digest, at=pushed_at):
+        return  # the tag was deleted after this push was made: a late event must not revive it
     result = tag_upsert(
-        repository=repository, name=event.tag, manifest=manifest, pushed_at=pushed_at, pushed_by=event.actor
+        repository=repository,
+        name=event.tag,
+        manifest=manifest,
+        pushed_at=pushed_at,
+        pushed_by=event.actor,
+        source=Tag.Source.EVENT,
     )
     repository_fill_descriptions_from_image(repository=repository, manifest=manifest)
-    if result != "unchanged":
+    if result in ("created", "changed", "claimed"):
         announce_push(repository=repository, tag_name=event.tag)
+
+
+def tag_tombstoned(*, repository_name: str, tag: str, digest: str, at: dt.datetime) -> bool:
+    """Whether this tag at this digest was deleted at or after `at`: the tag itself, or its
+    digest with every tag on it (tag '')."""
+    return (
+        TagTombstone.objects.filter(repository=repository_name, deleted_at__gte=at)
+        .filter(Q(tag=tag, digest__in=[digest, ""]) | Q(tag="", digest=digest))
+        .exists()
+    )
+
+
+def tag_tombstones_write(
+    *,
+    repository_name: str,
+    tags: dict[str, str],
+    digests: set[str] = frozenset(),
+    deleted_at: dt.datetime | None = None,
+) -> None:
+    """Remember deleted tags (name -> digest), and deleted digests with every tag on them, so
+    late push events do not bring them back."""
+    when = deleted_at or timezone.now()
+    rows = [*tags.items(), *(("", digest) for digest in sorted(digests))]
+    TagTombstone.objects.bulk_create(
+        TagTombstone(repository=repository_name, tag=name, digest=digest, deleted_at=when) for name, digest in rows
+    )
 
 
 def announce_push(*, repository: Repository, tag_name: str) -> None:
@@ -239,7 +554,7 @@ def announce_push(*, repository: Repository, tag_name: str) -> None:
         repository=repository.full_name,
         data={"digest": tag.manifest.digest},
     )
-    dispatch(event="push", repository=repository, payload=push_payload(repository, tag), tags=[tag.name])
+    dispatch(event="push", repository=repository, payload=lambda: push_payload(repository, tag), tags=[tag.name])
 
 
 def repository_for_push(*, namespace: Namespace, name: str, actor_name: str) -> Repository:
@@ -264,9 +579,24 @@ def repository_for_push(*, namespace: Namespace, name: str, actor_name: str) -> 
         return found
 
 
-def tag_upsert(*, repository: Repository, name: str, manifest: Manifest, pushed_at: dt.datetime, pushed_by: str) -> str:
-    """Point tag `name` at `manifest` unless a later push already moved it. Returns
-    'created', 'changed' or 'unchanged'; writes nothing when nothing changes."""
+def tag_upsert(
+    *,
+    repository: Repository,
+    name: str,
+    manifest: Manifest,
+    pushed_at: dt.datetime,
+    pushed_by: str,
+    source: str = Tag.Source.EVENT,
+    unless_pushed_since: dt.datetime | None = None,
+) -> str:
+    """Point tag `name` at `manifest`. Returns 'created', 'changed', 'claimed' or 'unchanged',
+    and writes nothing when nothing changes.
+
+    A push event wins over an older one (a later push already moved the tag: unchanged), and
+    claims a tag a crawl saw first at the same digest: the pusher and the push time are filled
+    in and the push is announced once. A crawl sets what the registry showed it, whatever the
+    events' timestamps said, except on tags pushed since it started (`unless_pushed_since`): it
+    saw them before they changed."""
     artifact = artifact_kind(name)
     existing = Tag.objects.select_for_update().filter(repository=repository, name=name).first()
     if existing is None:
@@ -277,13 +607,23 @@ def tag_upsert(*, repository: Repository, name: str, manifest: Manifest, pushed_
             pushed_at=pushed_at,
             pushed_by=pushed_by,
             artifact=artifact,
+            source=source,
         )
         result = "created"
-    elif existing.manifest_id == manifest.pk or existing.pushed_at > pushed_at:
+    elif unless_pushed_since is not None and unless_pushed_since <= existing.pushed_at <= timezone.now():
+        return "unchanged"  # pushed since the crawl started (a time in the future is no push: bogus)
+    elif existing.manifest_id == manifest.pk:
+        if source == Tag.Source.EVENT and existing.source == Tag.Source.CRAWL:
+            existing.pushed_at, existing.pushed_by, existing.source = pushed_at, pushed_by, source
+            existing.save(update_fields=["pushed_at", "pushed_by", "source"])
+            return "claimed"
+        return "unchanged"
+    elif source == Tag.Source.EVENT and existing.source == Tag.Source.EVENT and existing.pushed_at > pushed_at:
         return "unchanged"
     else:
         existing.manifest, existing.pushed_at, existing.pushed_by = manifest, pushed_at, pushed_by
-        existing.save(update_fields=["manifest", "pushed_at", "pushed_by"])
+        existing.source = source
+        existing.save(update_fields=["manifest", "pushed_at", "pushed_by", "source"])
         result = "changed"
     if artifact:
         refresh_artifact_flags(repository)
@@ -394,26 +734,39 @@ def _apply_pull(event: RegistryEvent) -> None:
 
 
 def _apply_delete(event: RegistryEvent) -> None:
-    """A manifest deleted by digest: every tag that pointed at it is gone, unless the tag was
-    pushed again after the delete (its push event may have been processed first)."""
+    """A manifest deleted by digest: every tag that pointed at it is gone. A tag deleted (3.x's
+    untag, or 2.8's per-tag delete event): that tag is gone. Either way, unless the tag was
+    pushed again after the delete (its push event may have been processed first). The deleted
+    tags are remembered, so a push event delivered late cannot bring them back."""
     ns_name, name = split_repository_name(event.repository)
     repository = Repository.objects.filter(namespace__name=ns_name, name=name).first()
+    deleted_at = event.timestamp or timezone.now()
+    doomed = Tag.objects.filter(repository=repository, pushed_at__lte=deleted_at)
+    doomed = doomed.filter(manifest__digest=event.digest) if event.digest else doomed.filter(name=event.tag)
+    gone = dict(doomed.values_list("name", "manifest__digest")) if repository is not None else {}
+    # Tombstones for what the delete took, and for the delete itself (a digest with every tag on
+    # it, or the tag), even when the portal never saw the push: it may yet come, late.
+    tag_tombstones_write(
+        repository_name=event.repository,
+        tags=gone if event.digest else {event.tag: "", **gone},
+        digests={event.digest} if event.digest else set(),
+        deleted_at=deleted_at,
+    )
     if repository is None:
         return
-    deleted_at = event.timestamp or timezone.now()
-    doomed = Tag.objects.filter(repository=repository, manifest__digest=event.digest, pushed_at__lte=deleted_at)
-    names = sorted(doomed.values_list("name", flat=True))
+    names = sorted(gone)
     if names:
         doomed.delete()
+        digest = event.digest or next(iter(gone.values()))
         audit_record(
             action="tag.delete",
             actor_name=event.actor or "registry",
-            target_name=f"{event.repository}@{event.digest}",
+            target_name=f"{event.repository}@{digest}",
             namespace=ns_name,
             repository=repository.full_name,
             data={"tags": names, "source": "registry event"},
         )
-        announce_tag_delete(repository=repository, digest=event.digest, tags=names, actor_name=event.actor)
+        announce_tag_delete(repository=repository, digest=digest, tags=names, actor_name=event.actor)
     remove_unreferenced_manifests(repository)
     refresh_artifact_flags(repository)
 

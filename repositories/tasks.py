@@ -6,13 +6,16 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError, IntegrityError
 
-from repositories import reconcile, sync
+from repositories import maintenance, reconcile, sync
+from repositories.models import SyncRun
 from repositories.registry.client import RegistryError
 
 log = logging.getLogger(__name__)
 RETRYABLE = (RegistryError, DatabaseError)
+# Database errors that another try cannot fix: the event itself is bad.
+UNUSABLE = (IntegrityError, DataError)
 
 
 @shared_task(bind=True, max_retries=6, acks_late=True)
@@ -21,11 +24,18 @@ def process_registry_event(self, event_pk: int) -> str:
     is unavailable; after the last try the event is kept as failed, with its error, for the
     admin to see and retry."""
     try:
-        return sync.process_registry_event(event_pk)
+        return sync.process_backlog(event_pk)
+    except UNUSABLE as exc:
+        log.warning("registry event %s cannot be applied: %s", event_pk, exc)
+        sync.registry_event_mark(
+            event_pk, status=sync.Status.QUARANTINED, error=f"cannot be stored: {exc.__class__.__name__}: {exc}"
+        )
+        return sync.Status.QUARANTINED
     except RETRYABLE as exc:
         if self.request.retries >= self.max_retries:
             sync.registry_event_mark(event_pk, status=sync.Status.FAILED, error=f"{exc.__class__.__name__}: {exc}")
             return sync.Status.FAILED
+        sync.registry_event_tried(event_pk)
         raise self.retry(exc=exc, countdown=2**self.request.retries) from None
     except Exception as exc:  # a bug: keep the event visible instead of retrying forever
         log.exception("registry event %s failed", event_pk)
@@ -33,11 +43,47 @@ def process_registry_event(self, event_pk: int) -> str:
         return sync.Status.FAILED
 
 
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def drain_registry_events(self) -> int:
+    """Apply every pending event (the endpoint asks for one drain per burst). While the
+    database is down it is tried again, backing off up to a minute."""
+    try:
+        return sync.drain_pending()
+    except DatabaseError as exc:
+        raise self.retry(exc=exc, countdown=min(60, 2 ** min(self.request.retries, 6))) from None
+
+
 @shared_task
 def sweep_pending_events() -> int:
     return sync.sweep_pending_events()
 
 
-@shared_task(acks_late=True)
-def reconcile_registry(repository: str = "", dry_run: bool = False) -> int:
-    return reconcile.reconcile(repository=repository, dry_run=dry_run).pk
+@shared_task
+def sync_tick() -> dict:
+    return maintenance.sync_tick()
+
+
+@shared_task
+def prune() -> dict:
+    return maintenance.prune()
+
+
+@shared_task(bind=True, acks_late=True, max_retries=20)
+def reconcile_registry(
+    self,
+    repository: str = "",
+    dry_run: bool = False,
+    allow_removals: bool = False,
+    trigger: str = SyncRun.Trigger.OPERATOR,
+) -> int | None:
+    """One crawl at a time: while another runs, a scheduled crawl is skipped (the next tick
+    starts it when due) and any other waits its turn."""
+    try:
+        run = reconcile.reconcile(
+            repository=repository, dry_run=dry_run, allow_removals=allow_removals, trigger=trigger
+        )
+    except reconcile.SyncAlreadyRunning:
+        if trigger == SyncRun.Trigger.SCHEDULE:
+            return None
+        raise self.retry(countdown=30) from None
+    return run.pk

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.models import Level, Membership, Organization, Robot, Team, User
 from audit import selectors as audit_selectors
-from portal.params import query_param
+from portal.params import id_param, query_param
 from repositories import access, selectors, services
 from repositories.forms import DeleteRepositoryForm, DescriptionForm, GrantForm, VisibilityForm, WebhookForm
 from repositories.markdown import render_markdown
@@ -136,24 +136,33 @@ def repository_tags(request: HttpRequest, namespace: str, name: str) -> HttpResp
 @login_required
 @require_http_methods(["GET", "POST"])
 def tag_delete(request: HttpRequest, namespace: str, name: str, tag: str) -> HttpResponse:
+    """Confirm, then delete. What goes with the tag is read from the registry (not the portal's
+    picture), shown, and deleted only if the tag still points where it did when shown."""
     repository, decision = _repository(request, namespace, name, Level.ADMIN)
-    found = selectors.tags_by_name(repository=repository, names=[tag])
-    if not found:
-        raise Http404("No such tag.")
-    found = found[0]
-    siblings = selectors.tag_siblings(tag=found)
-    if request.method == "POST":
-        try:
+    back = redirect("repository-tags", namespace=namespace, name=repository.name)
+    try:
+        if request.method == "POST":
             _digest, deleted = services.tag_delete(
-                repository=repository, tag_name=tag, actor=request.user, confirm=True
+                repository=repository,
+                tag_name=tag,
+                actor=request.user,
+                confirm=True,
+                expected_digest=request.POST.get("digest", "")[:150],
             )
-        except RegistryError:
-            messages.error(request, "The registry could not be reached; nothing was deleted. Try again later.")
-        else:
-            messages.success(request, f"Deleted {', '.join(deleted)} ({found.manifest.digest[:19]}).")
-            return redirect("repository-tags", namespace=namespace, name=repository.name)
+            messages.success(request, f"Deleted {', '.join(deleted)} ({_digest[:19]}).")
+            return back
+        digest, siblings = services.tag_delete_preview(repository=repository, tag_name=tag)
+    except services.TagNotInRegistry:
+        messages.info(request, f"The registry has no tag {tag} (any more).")
+        return back
+    except services.ConfirmationRequired as exc:
+        messages.warning(request, f"{tag} moved since you looked: check what goes with it now.")
+        digest, siblings = exc.digest, exc.tags
+    except RegistryError:
+        messages.error(request, "The registry could not be reached; nothing was deleted. Try again later.")
+        return back
     context = _repository_context(request, repository, decision, "tags")
-    context.update(tag=found, siblings=siblings)
+    context.update(tag_name=tag, digest=digest, siblings=siblings)
     return render(request, "repositories/tag_delete.html", context)
 
 
@@ -208,7 +217,7 @@ def repository_settings(request: HttpRequest, namespace: str, name: str) -> Http
             messages.success(request, "Permission granted.")
             return here
     elif action == "revoke":
-        grant = RepositoryGrant.objects.filter(repository=repository, pk=request.POST.get("grant")).first()
+        grant = RepositoryGrant.objects.filter(repository=repository, pk=id_param(request.POST.get("grant"))).first()
         if grant is not None:
             services.grant_delete(grant=grant, actor=request.user)
             messages.success(request, "Permission removed.")
@@ -224,7 +233,7 @@ def repository_settings(request: HttpRequest, namespace: str, name: str) -> Http
             context["new_webhook_secret"] = (hook.name, hook.secret)  # shown once, on this page only
             webhook_form = WebhookForm()
     elif action in ("webhook-delete", "webhook-test"):
-        hook = Webhook.objects.filter(repository=repository, pk=request.POST.get("webhook")).first()
+        hook = Webhook.objects.filter(repository=repository, pk=id_param(request.POST.get("webhook"))).first()
         if hook is not None and action == "webhook-delete":
             webhook_services.webhook_delete(webhook=hook, actor=request.user)
             messages.success(request, f"Webhook {hook.name} deleted.")

@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# `make run`: the embedded setup (SQLite, local redis-server and docker-registry) under honcho.
+# `make run`: the embedded setup (SQLite, local redis-server and docker-registry) under honcho,
+# served as in production (gunicorn, static files by WhiteNoise, DEBUG off), each process
+# restarted when it dies (scripts/forever.sh). `DJANGO_DEBUG=true make run` for development.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export DOCKYARD_DATA_DIR="${DOCKYARD_DATA_DIR:-$PWD/var}"
 export REGISTRY_CONFIG_FILE="${REGISTRY_CONFIG_FILE:-$DOCKYARD_DATA_DIR/registry.yml}"
 export PORTAL_LISTEN="${PORTAL_LISTEN:-127.0.0.1:8000}"
+export PORTAL_URL="${PORTAL_URL:-http://$PORTAL_LISTEN}"
+export REGISTRY_LISTEN="${REGISTRY_LISTEN:-127.0.0.1:5000}"
+export REGISTRY_URL="${REGISTRY_URL:-http://$REGISTRY_LISTEN}"
+export REDIS_PORT="${REDIS_PORT:-6379}"
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}"
+export LOG_FORMAT="${LOG_FORMAT:-plain}"  # a terminal, not a log collector
 PY=.venv/bin/python
 mkdir -p "$DOCKYARD_DATA_DIR"
 
@@ -16,6 +24,7 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker-re
 fi
 
 $PY manage.py migrate --no-input >/dev/null
+$PY manage.py collectstatic --no-input -v0
 admin_line="$($PY manage.py ensure_admin)"
 $PY manage.py registry_config
 $PY manage.py sample_image "$DOCKYARD_DATA_DIR/sample-image" --tag latest >/dev/null
@@ -29,7 +38,7 @@ if [[ -n "${DJANGO_SUPERUSER_PASSWORD:-}" ]]; then password="$DJANGO_SUPERUSER_P
 
 cat <<MSG
 
-  Dockyard is starting (Ctrl-C stops everything).
+  Dockyard is starting (Ctrl-C stops everything; a process that dies is started again).
 
   Portal:    $portal_url/
   Admin:     $portal_url/admin/

@@ -122,6 +122,9 @@ def worker_env(*, redis_url: str, registry_url: str, data_dir: Path) -> dict[str
         DJANGO_SETTINGS_MODULE="portal.settings",
         DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         REDIS_URL=redis_url,
+        # The cache the test process uses (database 1; see redis_server): coordination keys
+        # such as the drain request must be shared, as in production.
+        CACHE_URL=redis_url.rsplit("/", 1)[0] + "/1",
         REGISTRY_URL=registry_url,
         TOKEN_KEY_DIR=str(settings.TOKEN_KEY_DIR),
         DOCKYARD_DATA_DIR=str(data_dir / "worker"),
@@ -140,6 +143,14 @@ def start_worker(registry, redis_server, service_dir, test_settings):
 
     def start(*, purge: bool = True) -> services.Process:
         env = worker_env(redis_url=redis_server.url, registry_url=registry.url, data_dir=test_settings)
+        if purge:
+            # The purge drops a queued drain; its request must go too, or the next event would
+            # wait for the sweep.
+            from django.core.cache import cache
+
+            from repositories.sync import DRAIN_KEY
+
+            cache.delete(DRAIN_KEY)
         worker = services.celery_worker(env=env, log_dir=service_dir, name=f"worker-{len(started)}", purge=purge)
         started.append(worker)
         return worker

@@ -84,19 +84,25 @@ def test_event_without_id_or_with_unknown_action_is_quarantined(client):
     assert {r.status for r in rows} == {RegistryEvent.Status.QUARANTINED}
 
 
-def test_pulls_are_queued_but_blobs_and_the_portals_own_reads_are_not(client, settings):
+def pull_event(method: str = "GET") -> dict:
     pull = push_event()
     pull["action"] = "pull"
-    own_read = push_event()
-    own_read["action"] = "pull"
+    pull["request"]["method"] = method
+    return pull
+
+
+def test_pulls_are_queued_but_heads_blobs_and_the_portals_own_reads_are_not(client, settings):
+    pull, head = pull_event("GET"), pull_event("HEAD")  # docker pull sends both: one pull
+    own_read = pull_event()
     own_read["actor"] = {"name": settings.SYSTEM_IDENTITY}
     blob = push_event()
     blob["target"]["mediaType"] = "application/octet-stream"
-    response = post(client, envelope(pull, own_read, blob))
+    response = post(client, envelope(pull, head, own_read, blob))
     assert response.json() == {"stored": 1}
     statuses = dict(RegistryEvent.objects.values_list("event_id", "status"))
     assert statuses == {
         pull["id"]: RegistryEvent.Status.PENDING,
+        head["id"]: RegistryEvent.Status.IGNORED,
         own_read["id"]: RegistryEvent.Status.IGNORED,
         blob["id"]: RegistryEvent.Status.IGNORED,
     }

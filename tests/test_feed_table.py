@@ -77,6 +77,9 @@ FEEDS = {
         **table(set()),
         **dict.fromkeys(MANAGERS, frozenset(ALL)),
         "anonymous": 401,
+        "read token": 403,  # an admin read: scope delete
+        "write token": 403,
+        "token limited to one repository": {R1, R6},  # that repository's rows, not the rest of acme
     },
 }
 for column in FEEDS.values():

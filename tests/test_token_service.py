@@ -103,6 +103,20 @@ def test_catalog_only_for_staff(world, client, settings):
     assert access_of(get(client, settings, "registry:catalog:*", auth=basic("olga", PASSWORD))) == {}
 
 
+def test_the_catalog_is_not_for_a_staff_token_that_is_limited_or_read_only(world, client, settings):
+    """Every name, private ones included: a staff token limited to one repository, or read-only,
+    must not list them (found by the black-box review of issue 12)."""
+    from accounts.models import User
+    from accounts.services import access_token_create
+
+    sam = User.objects.get(username="sam")
+    limited = access_token_create(user=sam, name="one", scope="delete", limits=["alice/pub-tool"])[1]
+    read_only = access_token_create(user=sam, name="ro", scope="read")[1]
+    full = access_token_create(user=sam, name="all", scope="delete")[1]
+    for secret, expected in ((limited, {}), (read_only, {}), (full, {"catalog": ["*"]})):
+        assert access_of(get(client, settings, "registry:catalog:*", auth=basic("sam", secret))) == expected
+
+
 def test_star_action_needs_admin(world, client, settings):
     response = get(client, settings, "repository:acme/priv-app:*", auth=basic("erin", PASSWORD))
     assert access_of(response) == {}

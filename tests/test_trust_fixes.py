@@ -354,3 +354,72 @@ def test_two_owners_removed_at_once_leave_one(db):
     assert list(Membership.objects.filter(organization=org, role="owner").values_list("user__username", flat=True)) == [
         "owner-b"
     ]
+
+
+# --- found by a black-box review of the above --------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_hand_edited_ids_in_forms_find_nothing_instead_of_a_500(world, client):
+    from repositories.models import RepositoryGrant  # noqa: F401 - the settings page's rows
+
+    client.force_login(User.objects.get(username="olga"))
+    for url, data in [
+        ("/settings/tokens/", {"action": "revoke", "token": "abc"}),
+        ("/settings/tokens/", {"action": "revoke", "token": ""}),
+        ("/r/acme/pub-app/settings/", {"action": "revoke", "grant": "abc"}),
+        ("/r/acme/pub-app/settings/", {"action": "webhook-test", "webhook": "abc"}),
+        ("/r/acme/pub-app/settings/", {"action": "webhook-delete", "webhook": ""}),
+        ("/u/acme/settings/", {"action": "remove-rule", "target": "abc"}),
+        ("/u/acme/settings/", {"action": "delete-webhook", "target": "1e9"}),
+    ]:
+        assert client.post(url, data).status_code in (200, 302), (url, data)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("limit", ["[z-a]*", "*", "ACME", "acme\n", "acme/app:latest", "acme/../alice", "acme//x", ""])
+def test_token_limits_must_be_names(world, limit):
+    response = as_user("olga").post(
+        "/api/v1/access-tokens/", {"name": "odd", "scope": "read", "limits": [limit]}, format="json"
+    )
+    assert response.status_code == 400, limit
+    assert "limits" in response.json()
+
+
+@pytest.mark.django_db
+def test_the_token_page_refuses_odd_limits(world, client):
+    client.force_login(User.objects.get(username="olga"))
+    response = client.post(
+        "/settings/tokens/",
+        {"action": "create", "name": "odd", "scope": "read", "expires": "30", "limits": "acme, ../x"},
+    )
+    assert response.status_code == 400
+    assert not User.objects.get(username="olga").access_tokens.filter(name="odd").exists()
+
+
+@pytest.mark.django_db
+def test_the_admin_never_shows_a_webhook_secret(world, client):
+    from webhooks.models import Webhook
+
+    hook = webhook_services.webhook_create(
+        actor=None, organization=Organization.objects.get(name="acme"), name="ci", url="https://hooks.example.org/x"
+    )
+    client.force_login(User.objects.get(username="sam"))
+    page = client.get(f"/admin/webhooks/webhook/{hook.pk}/change/").content.decode()
+    assert hook.secret not in page and 'name="secret"' not in page
+    response = client.post(
+        "/admin/webhooks/webhook/", {"action": "rotate_secret", "_selected_action": [hook.pk]}, follow=True
+    )
+    rotated = Webhook.objects.get(pk=hook.pk).secret
+    assert rotated != hook.secret and rotated in response.content.decode()  # shown once, on rotation
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url", ["ftp://hooks.example.org/x", "https://user:pass@hooks.example.org/x", "http://10.0.0.5/x", "http://[::1]/x"]
+)
+def test_webhook_urls_are_checked_when_saved(world, settings, url):
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
+    response = as_user("olga").post("/api/v1/orgs/acme/webhooks/", {"name": "x", "url": url}, format="json")
+    assert response.status_code == 400, url
+    assert "url" in response.json()

@@ -17,12 +17,34 @@ class DeliveryInline(admin.TabularInline):
 
 @admin.register(Webhook)
 class WebhookAdmin(AuditedAdmin, admin.ModelAdmin):
+    """The signing secret is shown once, when it is made (on add, or by "rotate"), never in the
+    form: a secret on a page is a secret in every browser history and screenshot."""
+
     list_display = ("name", "url", "repository", "organization", "events", "tag_pattern", "is_active")
     list_filter = ("is_active", "organization")
     list_select_related = ("repository", "organization")
     search_fields = ("name", "url", "repository__full_name", "organization__name")
     raw_id_fields = ("repository",)
-    actions = ["send_test"]
+    fields = ("name", "url", "repository", "organization", "events", "tag_pattern", "is_active", "created_at")
+    readonly_fields = ("created_at",)
+    actions = ["send_test", "rotate_secret"]
+
+    def save_model(self, request, obj, form, change) -> None:
+        secret = None
+        if not change:
+            secret = obj.secret = services.new_secret()
+        super().save_model(request, obj, form, change)
+        if secret:
+            self.message_user(
+                request, f"Signing secret for {obj.name} (shown once, copy it now): {secret}", messages.WARNING
+            )
+
+    @admin.action(description="Rotate the signing secret (deliveries are signed with the new one at once)")
+    def rotate_secret(self, request, queryset) -> None:
+        for hook in queryset.select_related("repository__namespace", "organization"):
+            secret = services.new_secret()
+            services.webhook_update(webhook=hook, actor=request.user, secret=secret)
+            self.message_user(request, f"New secret for {hook.name} (shown once): {secret}", messages.WARNING)
 
     @admin.action(description="Send a test (ping) delivery")
     def send_test(self, request, queryset) -> None:

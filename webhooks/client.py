@@ -50,6 +50,26 @@ def _forbidden(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return not ip.is_global or ip.is_multicast
 
 
+def check_url(url: str, *, allow_private: bool) -> None:
+    """What can be checked when a webhook is saved, without looking the name up (DNS can change,
+    so names are checked again at every delivery): http or https, a host, no credentials in
+    the URL, and an address written as such must be a public one."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise WebhookTargetRefused("only http:// and https:// URLs with a host name")
+    if parts.username or parts.password:
+        raise WebhookTargetRefused("credentials in the URL are not allowed; use the secret")
+    try:
+        ip = ipaddress.ip_address(parts.hostname)
+    except ValueError:
+        return
+    if not allow_private and _forbidden(ip):
+        raise WebhookTargetRefused(
+            f"{ip} is not a public address (loopback, private, link-local, carrier-grade NAT and other "
+            "special ranges are refused unless WEBHOOK_ALLOW_PRIVATE_TARGETS is on)"
+        )
+
+
 def resolve_target(url: str, *, allow_private: bool) -> tuple[str, str, int, str]:
     """(scheme, host, port, checked IP) for a URL we may deliver to, or WebhookTargetRefused."""
     parts = urlsplit(url)

@@ -8,12 +8,13 @@ import hmac
 import json
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import audit_record
@@ -71,7 +72,9 @@ def push_payload(repository: Repository, tag: Tag) -> dict[str, Any]:
 # --- dispatch ------------------------------------------------------------------------------
 
 
-def matching_webhooks(*, repository: Repository, event: str, tags: list[str] | None = None) -> QuerySet[Webhook]:
+def matching_webhooks(*, repository: Repository, event: str, tags: list[str] | None = None) -> list[Webhook]:
+    """Active webhooks of the repository or its organization that want this event (and, for
+    tag events, one of these tags). One query."""
     hooks = Webhook.objects.filter(is_active=True).filter(
         Q(repository=repository) | Q(organization_id=repository.namespace.organization_id or 0)
     )
@@ -81,19 +84,28 @@ def matching_webhooks(*, repository: Repository, event: str, tags: list[str] | N
             continue
         if hook.tag_pattern and tags is not None and not any(pattern_matches(hook.tag_pattern, t) for t in tags):
             continue
-        chosen.append(hook.pk)
-    return Webhook.objects.filter(pk__in=chosen)
+        chosen.append(hook)
+    return chosen
 
 
 def dispatch(
-    *, event: str, repository: Repository, payload: dict, tags: list[str] | None = None, organization_only: bool = False
+    *,
+    event: str,
+    repository: Repository,
+    payload: dict | Callable[[], dict],
+    tags: list[str] | None = None,
+    organization_only: bool = False,
 ) -> list[int]:
     """Create one delivery per matching webhook and send them after the surrounding
-    transaction commits. Call it inside the write's transaction."""
+    transaction commits. Call it inside the write's transaction. `payload` may be a function,
+    called only when some webhook wants the event."""
     hooks = matching_webhooks(repository=repository, event=event, tags=tags)
     if organization_only:
-        hooks = hooks.filter(organization__isnull=False)  # repository hooks go with the repository
-    created = [Delivery.objects.create(webhook=hook, event=event, payload=payload) for hook in hooks]
+        hooks = [hook for hook in hooks if hook.organization_id]  # repository hooks go with the repository
+    if not hooks:
+        return []
+    body = payload() if callable(payload) else payload
+    created = [Delivery.objects.create(webhook=hook, event=event, payload=body) for hook in hooks]
     for delivery in created:
         transaction.on_commit(lambda pk=delivery.pk: enqueue(pk))
     return [d.pk for d in created]
@@ -234,6 +246,7 @@ def webhook_create(
     unknown = set(events or []) - set(Event.values)
     if unknown:
         raise ValidationError({"events": f"Unknown events: {', '.join(sorted(unknown))}."})
+    _check_url(url)
     webhook = Webhook(
         repository=repository,
         organization=organization,
@@ -266,8 +279,17 @@ def _auditable(changes: dict) -> dict:
     return data
 
 
+def _check_url(url: str) -> None:
+    try:
+        client.check_url(url, allow_private=settings.WEBHOOK_ALLOW_PRIVATE_TARGETS)
+    except client.WebhookTargetRefused as exc:
+        raise ValidationError({"url": str(exc)}) from None
+
+
 @transaction.atomic
 def webhook_update(*, webhook: Webhook, actor, **changes) -> Webhook:
+    if "url" in changes:
+        _check_url(changes["url"])
     for key, value in changes.items():
         setattr(webhook, key, value)
     webhook.full_clean()

@@ -7,6 +7,7 @@ owners with the admin cap (a session, or a token of scope delete), whatever the 
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Count, QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, generics, serializers, status
@@ -107,9 +108,10 @@ class AccessTokenSerializer(serializers.ModelSerializer):
         return obj.is_usable()
 
     def validate_limits(self, value) -> list[str]:
-        if not isinstance(value, list) or not all(isinstance(v, str) and 0 < len(v) <= 255 for v in value):
-            raise serializers.ValidationError("A list of namespace or namespace/repository names.")
-        return value[:50]
+        try:
+            return access.validate_limits(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from None
 
 
 class AccessTokenSecretSerializer(AccessTokenSerializer):
@@ -520,4 +522,8 @@ class AuditListView(generics.ListAPIView):
         actor = api_actor(self.request)
         if actor.is_anonymous:
             raise exceptions.NotAuthenticated()
+        if actor.cap[0] < Level.ADMIN:
+            raise exceptions.PermissionDenied(
+                "The audit log is an admin read: sign in, or use a token of scope delete (read, write and delete)."
+            )
         return audit_selectors.audit_log(actor=actor, namespace=self.request.query_params.get("namespace", "")[:64])

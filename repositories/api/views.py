@@ -182,22 +182,32 @@ class TagDetailView(APIView):
         return Response(TagSerializer(found[0]).data)
 
     @extend_schema(
-        parameters=[OpenApiParameter("confirm", bool, description="also delete the other tags of this digest")],
+        parameters=[
+            OpenApiParameter("confirm", bool, description="also delete the other tags of this digest"),
+            OpenApiParameter("digest", str, description="only if the tag still points at this digest"),
+        ],
         responses={200: TagDeleteResultSerializer, 409: OpenApiTypes.OBJECT},
     )
     def delete(self, request: Request, namespace: str, name: str, tag: str) -> Response:
+        """Deletes the digest the tag points at in the registry now (read from the registry, not
+        from the portal), with every tag on it; 409 lists them until `confirm=true`."""
         repository = _repository(request, namespace, name, Level.ADMIN)
-        if not selectors.tags_by_name(repository=repository, names=[tag]):
-            raise exceptions.NotFound("No such tag.")
         confirm = request.query_params.get("confirm", "").lower() in ("1", "true", "yes")
         try:
             digest, deleted = services.tag_delete(
-                repository=repository, tag_name=tag, actor=request.user, confirm=confirm
+                repository=repository,
+                tag_name=tag,
+                actor=request.user,
+                confirm=confirm,
+                expected_digest=_param(request, "digest", 150),
             )
+        except services.TagNotInRegistry:
+            raise exceptions.NotFound("The registry has no such tag.") from None
         except services.ConfirmationRequired as exc:
             return Response(
                 {
-                    "detail": "The registry deletes by digest: these tags go together. Repeat with confirm=true.",
+                    "detail": "The registry deletes by digest: these tags go together. Repeat with confirm=true "
+                    "(and digest=, to delete only if nothing moved meanwhile).",
                     "digest": exc.digest,
                     "tags": exc.tags,
                 },

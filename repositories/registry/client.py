@@ -90,6 +90,9 @@ class RegistryClient:
         self.retries = retries
         self.backoff = backoff
         self.session = session or requests.Session()
+        # No proxies or .netrc from the environment for the registry next door: requests would
+        # re-read the environment on every call (a millisecond each, on every event).
+        self.session.trust_env = False
         self.requests_made = 0  # counted for the sync's cost report
         self.counts: Counter[str] = Counter()  # e.g. "GET manifest", "HEAD manifest", "GET tags"
         self._tokens: dict[tuple[str, ...], tuple[str, float]] = {}
@@ -182,6 +185,26 @@ class RegistryClient:
 
     def tags(self, name: str, page_size: int = 100) -> list[str]:
         return list(self._paginate(f"/v2/{_path(name)}/tags/list?n={page_size}", _pull(name), "tags"))
+
+    def tag_digests(self, name: str, *, concurrency: int = 8) -> dict[str, str]:
+        """Every tag of a repository and the digest it points at now, as the registry says: a
+        tag listing and one HEAD per tag (in parallel). A tag deleted between the two is left
+        out. {} for a repository the registry does not have."""
+        try:
+            names = self.tags(name)
+        except RegistryNotFound:
+            return {}
+
+        def head(tag: str) -> tuple[str, str | None]:
+            try:
+                return tag, self.head_manifest(name, tag).digest
+            except RegistryNotFound:
+                return tag, None
+
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(names) or 1))) as pool:
+            return {tag: digest for tag, digest in pool.map(head, names) if digest}
 
     def head_manifest(self, name: str, reference: str) -> ManifestRef:
         response = self._request(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,8 @@ from django.utils.dateparse import parse_datetime
 
 ENVELOPE_MEDIA_TYPE = "application/vnd.docker.distribution.events.v1+json"
 MAX_ENVELOPE_BYTES = 1024 * 1024
+# distribution's tag grammar (repositories.models.TAG_RE, kept here without the ORM).
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
 class EnvelopeError(ValueError):
@@ -35,6 +38,9 @@ class ParsedEvent:
     timestamp: dt.datetime | None
     payload: dict[str, Any]
     problem: str = ""
+    method: str = ""  # the HTTP method of the request that caused it (a HEAD is no pull)
+    instance_id: str = ""  # the registry process that sent it (source.instanceID)
+    source_addr: str = ""
 
 
 def parse_envelope(body: bytes) -> list[ParsedEvent]:
@@ -44,6 +50,8 @@ def parse_envelope(body: bytes) -> list[ParsedEvent]:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise EnvelopeError(f"envelope is not JSON: {exc}") from None
+    except RecursionError:
+        raise EnvelopeError("envelope is nested too deeply") from None
     if not isinstance(data, dict) or not isinstance(data.get("events"), list):
         raise EnvelopeError("envelope has no events list")
     return [parse_event(item) for item in data["events"]]
@@ -55,12 +63,9 @@ def parse_event(item: Any) -> ParsedEvent:
     event_id = item.get("id")
     target = item.get("target") if isinstance(item.get("target"), dict) else {}
     actor = item.get("actor") if isinstance(item.get("actor"), dict) else {}
-    timestamp = None
-    if isinstance(item.get("timestamp"), str):
-        try:
-            timestamp = parse_datetime(item["timestamp"])
-        except ValueError:
-            timestamp = None
+    timestamp = _timestamp(item.get("timestamp"))
+    request = item.get("request") if isinstance(item.get("request"), dict) else {}
+    source = item.get("source") if isinstance(item.get("source"), dict) else {}
     parsed = ParsedEvent(
         event_id=str(event_id)[:100] if event_id else "",
         action=_s(item.get("action"), 20),
@@ -71,6 +76,9 @@ def parse_event(item: Any) -> ParsedEvent:
         actor=_s(actor.get("name"), 150),
         timestamp=timestamp,
         payload=item,
+        method=_s(request.get("method"), 10).upper(),
+        instance_id=_s(source.get("instanceID"), 100),
+        source_addr=_s(source.get("addr"), 255),
     )
     if not parsed.event_id:
         parsed.event_id = _synthetic_id(item)
@@ -83,7 +91,23 @@ def parse_event(item: Any) -> ParsedEvent:
         parsed.problem = "event has no target digest"
     elif timestamp is None:
         parsed.problem = "event has no valid timestamp"
+    elif parsed.tag and not TAG_RE.match(parsed.tag):
+        parsed.problem = f"invalid tag {parsed.tag[:60]!r}"
     return parsed
+
+
+def _timestamp(value: Any) -> dt.datetime | None:
+    """An aware UTC datetime, or None for anything unreadable or out of range (year 1 with a
+    positive offset overflows when converted to UTC)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = parse_datetime(value)
+        if parsed is None or parsed.tzinfo is None:
+            return None
+        return parsed.astimezone(dt.UTC)
+    except (ValueError, OverflowError):
+        return None
 
 
 def _bad(item: Any, problem: str) -> ParsedEvent:
