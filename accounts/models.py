@@ -39,7 +39,8 @@ class User(AbstractUser):
     username = models.CharField(
         max_length=64, unique=True, validators=[namespace_validator], help_text="Also your namespace."
     )
-    full_name = models.CharField(max_length=150, blank=True)
+    full_name = models.CharField(max_length=150, blank=True, verbose_name="display name")
+    bio = models.CharField(max_length=300, blank=True)
     company = models.CharField(max_length=150, blank=True)
     location = models.CharField(max_length=150, blank=True)
 

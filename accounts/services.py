@@ -246,9 +246,31 @@ def organization_update(*, organization: Organization, actor: User, **changes) -
 
 
 @transaction.atomic
+def namespace_default_visibility_set(*, namespace: Namespace, visibility: str, actor: User) -> Namespace:
+    """What a repository created by its first push gets in this namespace."""
+    if namespace.default_visibility != visibility:
+        before = namespace.default_visibility
+        namespace.default_visibility = visibility
+        namespace.full_clean()
+        namespace.save(update_fields=["default_visibility"])
+        audit_record(
+            action="namespace.default_visibility",
+            actor=actor,
+            target=namespace,
+            namespace=namespace.name,
+            data={"before": before, "after": visibility},
+        )
+    return namespace
+
+
+@transaction.atomic
 def organization_delete(*, organization: Organization, actor: User) -> None:
-    if organization.namespace.repositories.exists():
-        raise ValidationError({"organization": "Delete its repositories first."})
+    """The organization with its members, teams, rules, robots and webhooks. Its repositories
+    must be deleted first (their images are in the registry: that is a decision per repository)."""
+    count = organization.namespace.repositories.count()
+    if count:
+        noun = "repository" if count == 1 else "repositories"
+        raise ValidationError({"organization": f"{organization.name} still has {count} {noun}: delete them first."})
     audit_record(action="organization.delete", actor=actor, target=organization, namespace=organization.name)
     organization.namespace.delete()
     organization.delete()
@@ -332,3 +354,23 @@ def robot_rotate(*, robot: Robot, actor: User) -> str:
     RefreshToken.objects.filter(robot=robot, revoked_at__isnull=True).update(revoked_at=timezone.now())
     audit_record(action="robot.rotate", actor=actor, target=robot, namespace=robot.organization.name)
     return secret
+
+
+PROFILE_FIELDS = ("full_name", "bio", "company", "location")
+
+
+@transaction.atomic
+def user_profile_update(*, user: User, actor: User, **changes) -> User:
+    """A person's public profile: display name, bio, company, location."""
+    unknown = set(changes) - set(PROFILE_FIELDS)
+    if unknown:
+        raise ValueError(f"not profile fields: {', '.join(sorted(unknown))}")
+    before = {key: getattr(user, key) for key in changes}
+    for key, value in changes.items():
+        setattr(user, key, value)
+    user.full_clean()
+    user.save(update_fields=list(changes))
+    changed = {key: {"before": before[key], "after": value} for key, value in changes.items() if before[key] != value}
+    if changed:
+        audit_record(action="user.profile", actor=actor, target=user, namespace=user.username, data=changed)
+    return user

@@ -14,9 +14,10 @@ from django.views.decorators.http import require_http_methods
 
 from accounts import services
 from accounts.models import PersonalAccessToken
+from accounts.snippets import credential_snippets
 from portal.net import client_address
 from portal.params import id_param
-from repositories.forms import TokenForm
+from repositories.forms import ProfileForm, TokenForm
 
 
 @login_required
@@ -41,8 +42,28 @@ def access_tokens(request: HttpRequest) -> HttpResponse:
             address=client_address(request),
         )
         # Shown on this page once; never stored, never in a message or a log.
-        context["new_token"] = {"name": token.name, "secret": secret, "registry": settings.REGISTRY_PUBLIC_HOST}
+        context.update(
+            secret_title=f"Token “{token.name}” created",
+            secret_value=secret,
+            snippets=credential_snippets(
+                registry=settings.REGISTRY_PUBLIC_HOST, username=request.user.username, secret=secret, name=token.name
+            ),
+        )
         context["form"] = TokenForm()
     context["tokens"] = PersonalAccessToken.objects.filter(user=request.user).order_by("-created_at")
     status = 400 if form.is_bound and form.errors else 200
     return render(request, "accounts/tokens.html", context, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def profile(request: HttpRequest) -> HttpResponse:
+    """The account hub's first page: who you are to others (display name, bio, company,
+    location; the avatar is drawn from your name)."""
+    user = request.user
+    form = ProfileForm(request.POST or None, initial={f: getattr(user, f) for f in services.PROFILE_FIELDS})
+    if request.method == "POST" and form.is_valid():
+        services.user_profile_update(user=user, actor=user, **form.cleaned_data)
+        messages.success(request, "Profile saved.")
+        return redirect("account-profile")
+    return render(request, "accounts/profile.html", {"form": form}, status=400 if form.errors else 200)

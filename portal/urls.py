@@ -1,8 +1,10 @@
 from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from accounts import org_views as account_org_views
 from accounts import views as account_views
 from portal.health import healthz, readyz
 from repositories import org_views, registry_views, views
@@ -19,20 +21,46 @@ NAME = r"(?P<name>[a-z0-9][a-z0-9._/-]*?)"
 urlpatterns = [
     path("", views.home, name="home"),
     path("search/", views.search, name="search"),
+    # A repository's sub-pages live behind "/-/", which no repository name can contain (each
+    # path component starts with a letter or digit), so acme/web/tags is a repository and
+    # acme/web/-/tags/ is acme/web's tags: names and pages never collide (GitLab's scheme).
     re_path(
-        rf"^r/{NS}/{NAME}/tags/(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})/delete/$",
+        rf"^r/{NS}/{NAME}/-/tags/(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})/delete/$",
         views.tag_delete,
         name="tag-delete",
     ),
-    re_path(rf"^r/{NS}/{NAME}/tags/$", views.repository_tags, name="repository-tags"),
-    re_path(rf"^r/{NS}/{NAME}/settings/$", views.repository_settings, name="repository-settings"),
-    re_path(rf"^r/{NS}/{NAME}/star/$", views.star, name="repository-star"),
-    re_path(rf"^r/{NS}/{NAME}/$", views.repository_detail, name="repository"),
+    re_path(rf"^r/{NS}/{NAME}/-/tags/$", views.repository_tags, name="repository-tags"),
+    re_path(rf"^r/{NS}/{NAME}/-/settings/$", views.repository_settings, name="repository-settings"),
+    re_path(rf"^r/{NS}/{NAME}/-/star/$", views.star, name="repository-star"),
+    re_path(rf"^r/{NS}/(?P<name>[a-z0-9][a-z0-9._/-]*)/$", views.repository_detail, name="repository"),
     path("new/", org_views.repository_create, name="repository-create"),
     path("orgs/new/", org_views.organization_create, name="organization-create"),
-    path("u/<str:name>/settings/", org_views.organization_settings, name="organization-settings"),
+    path("u/<str:name>/settings/", account_org_views.organization_settings, name="organization-settings"),
+    *[
+        path(f"u/<str:name>/settings/{route}/", view, name=f"org-{route.replace('/', '-')}")
+        for route, view in [
+            ("members", account_org_views.member_set),
+            ("members/remove", account_org_views.member_remove),
+            ("teams", account_org_views.team_create),
+            ("teams/delete", account_org_views.team_delete),
+            ("teams/members", account_org_views.team_member_add),
+            ("teams/members/remove", account_org_views.team_member_remove),
+            ("rules", account_org_views.rule_create),
+            ("rules/delete", account_org_views.rule_delete),
+            ("robots", account_org_views.robot_create),
+            ("robots/rotate", account_org_views.robot_rotate),
+            ("robots/delete", account_org_views.robot_delete),
+            ("webhooks", account_org_views.webhook_create),
+            ("webhooks/delete", account_org_views.webhook_delete),
+            ("webhooks/redeliver", account_org_views.webhook_redeliver),
+            ("profile", account_org_views.settings_update),
+            ("delete", account_org_views.organization_delete),
+        ]
+    ],
     path("u/<str:name>/", views.namespace_page, name="namespace"),
     path("settings/tokens/", account_views.access_tokens, name="access-tokens"),
+    path("settings/profile/", account_views.profile, name="account-profile"),
+    path("settings/", RedirectView.as_view(pattern_name="account-profile", permanent=False)),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("auth/token", registry_views.token_view, name="registry-token"),

@@ -26,7 +26,9 @@ class VisibilityForm(forms.Form):
 
 class GrantForm(forms.Form):
     kind = forms.ChoiceField(label="Give", choices=[("team", "Team"), ("user", "User"), ("robot", "Robot")])
-    holder = forms.CharField(label="Name", max_length=150)
+    holder = forms.CharField(
+        label="Name", max_length=150, widget=forms.TextInput(attrs={"list": "holders-list", "autocomplete": "off"})
+    )
     level = forms.ChoiceField(label="Level", choices=LEVEL_CHOICES)
 
 
@@ -63,12 +65,14 @@ class TokenForm(forms.Form):
         choices=[
             ("read", "Read-only (pull)"),
             ("write", "Read & write (pull, push)"),
-            ("delete", "Read, write & delete"),
+            ("delete", "Read, write & delete (also manages organizations you own)"),
         ],
+        initial="write",  # what `docker push` needs: the first thing most people do with a token
     )
     expires = forms.ChoiceField(
         label="Expires",
         choices=[("30", "in 30 days"), ("90", "in 90 days"), ("365", "in a year"), ("", "never")],
+        initial="90",
         required=False,
     )
     limits = forms.CharField(
@@ -109,10 +113,22 @@ class OrganizationSettingsForm(forms.Form):
     display_name = forms.CharField(label="Display name", max_length=150, required=False)
     description = forms.CharField(label="Description", max_length=300, required=False)
     email = forms.EmailField(label="Contact email", required=False)
+    default_visibility = forms.ChoiceField(
+        label="New repositories are",
+        choices=Visibility.choices,
+        widget=forms.RadioSelect,
+        help_text="What a repository created by its first push (or without a choice) gets.",
+    )
+
+
+class DeleteOrganizationForm(DeleteRepositoryForm):
+    confirm = forms.CharField(label="Type the organization's name to confirm", max_length=255)
 
 
 class MemberForm(forms.Form):
-    username = forms.CharField(label="Username", max_length=150)
+    username = forms.CharField(
+        label="Username", max_length=150, widget=forms.TextInput(attrs={"list": "users-list", "autocomplete": "off"})
+    )
     role = forms.ChoiceField(label="Role", choices=[("member", "Member"), ("owner", "Owner")])
 
 
@@ -122,12 +138,21 @@ class TeamForm(forms.Form):
 
 
 class TeamMemberForm(forms.Form):
-    team = forms.CharField(label="Team", max_length=64)
-    username = forms.CharField(label="Member", max_length=150)
+    team = forms.CharField(label="Team", max_length=64, widget=forms.TextInput(attrs={"list": "teams-list"}))
+    username = forms.CharField(
+        label="Member",
+        max_length=150,
+        widget=forms.TextInput(attrs={"list": "org-members-list", "autocomplete": "off"}),
+    )
 
 
 class AccessRuleForm(forms.Form):
-    holder = forms.CharField(label="Team or robot", max_length=150, help_text="a team's name, or robot:<name>")
+    holder = forms.CharField(
+        label="Team or robot",
+        max_length=150,
+        help_text="a team's name, or robot:<name>",
+        widget=forms.TextInput(attrs={"list": "teams-and-robots-list", "autocomplete": "off"}),
+    )
     pattern = forms.CharField(label="Repository pattern", max_length=200, help_text="e.g. ci-* or base/*")
     level = forms.ChoiceField(label="Level", choices=LEVEL_CHOICES)
 
@@ -135,3 +160,16 @@ class AccessRuleForm(forms.Form):
 class RobotForm(forms.Form):
     name = forms.CharField(label="Robot name", max_length=64)
     description = forms.CharField(label="Description", max_length=300, required=False)
+
+
+class ProfileForm(forms.Form):
+    full_name = forms.CharField(label="Display name", max_length=150, required=False)
+    bio = forms.CharField(
+        label="Bio",
+        max_length=300,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="300 characters.",
+    )
+    company = forms.CharField(label="Company", max_length=150, required=False)
+    location = forms.CharField(label="Location", max_length=150, required=False)

@@ -12,6 +12,10 @@ from repositories.access import Actor, visible_repositories
 from repositories.models import DailyPulls, IndexEntry, Manifest, Repository, RepositoryGrant, Star, Tag
 
 
+def visible_repository_exists(*, actor: Actor, full_name: str) -> bool:
+    return visible_repositories(actor).filter(full_name=full_name).exists()
+
+
 def repository_list(*, actor: Actor, limit: int = 25) -> QuerySet[Repository]:
     return (
         visible_repositories(actor)
@@ -89,6 +93,36 @@ def repository_search(
         qs = qs.annotate(is_starred=Exists(Star.objects.filter(user=actor.user, repository=OuterRef("pk"))))
     order = ordering or ("relevance" if q.strip() else "updated")
     return qs.order_by(*REPOSITORY_ORDERINGS.get(order, REPOSITORY_ORDERINGS["updated"]))
+
+
+def repository_suggestion(*, actor: Actor, q: str) -> str:
+    """For a search that found nothing: the visible repository name closest to what was typed
+    ("did you mean acme/postgres?"), by trigram similarity on PostgreSQL (its index is already
+    there for search), by difflib over a bounded set of names elsewhere. '' when none is close."""
+    from django.db import connection
+    from django.db.models import FloatField
+    from django.db.models.expressions import RawSQL
+
+    q = " ".join(q.split())[:100]
+    if len(q) < 3:
+        return ""
+    visible = visible_repositories(actor)
+    if connection.vendor == "postgresql":
+        similarity = RawSQL('similarity("repositories_repository".full_name, %s)', (q,), output_field=FloatField())
+        best = (
+            visible.annotate(similarity=similarity)
+            .filter(similarity__gt=0.25)
+            .order_by("-similarity", "-pull_count")
+            .values_list("full_name", flat=True)
+            .first()
+        )
+        return best or ""
+    import difflib
+
+    names = list(visible.order_by("-pull_count").values_list("full_name", flat=True)[:5000])
+    candidates = {name.split("/", 1)[-1]: name for name in names} | {name: name for name in names}
+    close = difflib.get_close_matches(q.lower(), list(candidates), n=1, cutoff=0.6)
+    return candidates[close[0]] if close else ""
 
 
 def version_key(name: str) -> tuple:

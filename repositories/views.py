@@ -12,10 +12,11 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.models import Level, Membership, Organization, Robot, Team, User
+from accounts.models import Level, Membership, Namespace, Organization, Robot, Team, User
 from audit import selectors as audit_selectors
 from portal.params import id_param, query_param
 from repositories import access, selectors, services
@@ -75,7 +76,12 @@ def search(request: HttpRequest) -> HttpResponse:
             | Q(namespace__organization__in=Organization.objects.filter(memberships__user=request.user))
         )
     page = Paginator(qs, 20).get_page(request.GET.get("page"))
-    return render(request, "repositories/search.html", {"page": page, "q": q, "sort": sort or "relevance"})
+    suggestion = selectors.repository_suggestion(actor=actor, q=q) if q and not page.paginator.count else ""
+    return render(
+        request,
+        "repositories/search.html",
+        {"page": page, "q": q, "sort": sort or "relevance", "suggestion": suggestion},
+    )
 
 
 def _pulls_chart(repository: Repository) -> list[dict]:
@@ -103,11 +109,30 @@ def _repository_context(request: HttpRequest, repository: Repository, decision, 
     }
 
 
+# Sub-pages before "/-/" existed: /r/acme/web/tags/ is acme/web's tags page, unless a repository
+# called acme/web/tags exists (then that repository wins; its pages are all reachable).
+OLD_SUBPAGES = {"tags": "repository-tags", "settings": "repository-settings"}
+
+
 def repository_detail(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
+    parent, _, last = name.rpartition("/")
+    if parent and last in OLD_SUBPAGES:
+        exists = selectors.visible_repository_exists(actor=_actor(request), full_name=f"{namespace}/{name}")
+        if not exists:
+            target = redirect(OLD_SUBPAGES[last], namespace=namespace, name=parent)
+            query = request.META.get("QUERY_STRING", "")
+            return redirect(f"{target.url}?{query}" if query else target.url, permanent=True)
     repository, decision = _repository(request, namespace, name)
     context = _repository_context(request, repository, decision, "overview")
     context["overview"] = render_markdown(repository.full_description)
     context["pulls"] = _pulls_chart(repository)
+    context.update(
+        pulls_total=sum(d["count"] for d in context["pulls"]),
+        pulls_peak=max((d["count"] for d in context["pulls"]), default=0),
+        pulls_first=context["pulls"][0]["day"],
+        pulls_last=context["pulls"][-1]["day"],
+        can_push=decision.allows(Level.WRITE),
+    )
     context["activity"] = audit_selectors.repository_activity(actor=_actor(request), repository=repository, limit=20)
     context["latest_tags"] = selectors.tags_by_name(
         repository=repository, names=selectors.tag_page_names(repository=repository, ordering="newest")[:5]
@@ -147,7 +172,7 @@ def tag_delete(request: HttpRequest, namespace: str, name: str, tag: str) -> Htt
                 tag_name=tag,
                 actor=request.user,
                 confirm=True,
-                expected_digest=request.POST.get("digest", "")[:150],
+                expected_digest=query_param(request.POST, "digest", 150),
             )
             messages.success(request, f"Deleted {', '.join(deleted)} ({_digest[:19]}).")
             return back
@@ -179,6 +204,9 @@ def star(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def repository_settings(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
+    """A repository's settings, a section each (descriptions, visibility, permissions,
+    webhooks, delete). After an action the page comes back at its section with the result
+    there; a webhook's secret is shown once, in a dialog."""
     repository, decision = _repository(request, namespace, name, Level.ADMIN)
     action = request.POST.get("action", "")
     description_form = DescriptionForm(
@@ -192,36 +220,41 @@ def repository_settings(request: HttpRequest, namespace: str, name: str) -> Http
     webhook_form = WebhookForm(request.POST if action == "webhook" else None)
     delete_form = DeleteRepositoryForm(request.POST if action == "delete" else None, full_name=repository.full_name)
     context = _repository_context(request, repository, decision, "settings")
-    here = redirect("repository-settings", namespace=namespace, name=repository.name)
+    settings_url = reverse("repository-settings", kwargs={"namespace": namespace, "name": repository.name})
+
+    def done(section: str, message: str, level=messages.SUCCESS) -> HttpResponse:
+        messages.add_message(request, level, message, extra_tags=f"section-{section}")
+        return redirect(f"{settings_url}#{section}")
 
     if action == "preview" and description_form.is_valid():
         context["preview"] = render_markdown(description_form.cleaned_data["full_description"])
     elif action == "describe" and description_form.is_valid():
         services.repository_update(repository=repository, actor=request.user, **description_form.cleaned_data)
-        messages.success(request, "Descriptions saved.")
-        return here
+        return done("descriptions", "Descriptions saved.")
     elif action == "visibility" and visibility_form.is_valid():
         services.repository_update(
             repository=repository, actor=request.user, visibility=visibility_form.cleaned_data["visibility"]
         )
-        messages.success(request, f"{repository.full_name} is now {repository.get_visibility_display().lower()}.")
-        return here
+        return done("visibility", f"{repository.full_name} is now {repository.get_visibility_display().lower()}.")
     elif action == "grant" and grant_form.is_valid():
         holder = _grant_holder(repository, grant_form.cleaned_data["kind"], grant_form.cleaned_data["holder"])
         if holder is None:
             grant_form.add_error("holder", "No such team, user or robot here.")
         else:
-            services.grant_set(
-                repository=repository, level=LEVELS[grant_form.cleaned_data["level"]], actor=request.user, **holder
-            )
-            messages.success(request, "Permission granted.")
-            return here
+            try:
+                services.grant_set(
+                    repository=repository, level=LEVELS[grant_form.cleaned_data["level"]], actor=request.user, **holder
+                )
+            except ValidationError as exc:
+                grant_form.add_error(None, exc)
+            else:
+                return done("permissions", "Permission granted.")
     elif action == "revoke":
         grant = RepositoryGrant.objects.filter(repository=repository, pk=id_param(request.POST.get("grant"))).first()
         if grant is not None:
             services.grant_delete(grant=grant, actor=request.user)
-            messages.success(request, "Permission removed.")
-        return here
+            return done("permissions", f"Removed the access of {grant.holder}.")
+        return redirect(f"{settings_url}#permissions")
     elif action == "webhook" and webhook_form.is_valid():
         try:
             hook = webhook_services.webhook_create(
@@ -230,26 +263,52 @@ def repository_settings(request: HttpRequest, namespace: str, name: str) -> Http
         except ValidationError as exc:
             webhook_form.add_error(None, exc)
         else:
-            context["new_webhook_secret"] = (hook.name, hook.secret)  # shown once, on this page only
+            # Shown once, on this page only, in a dialog that must be dismissed.
+            context.update(
+                secret_title=f"Webhook {hook.name} created: its signing secret", secret_value=hook.secret, snippets=[]
+            )
             webhook_form = WebhookForm()
     elif action in ("webhook-delete", "webhook-test"):
         hook = Webhook.objects.filter(repository=repository, pk=id_param(request.POST.get("webhook"))).first()
         if hook is not None and action == "webhook-delete":
             webhook_services.webhook_delete(webhook=hook, actor=request.user)
-            messages.success(request, f"Webhook {hook.name} deleted.")
-        elif hook is not None:
+            return done("webhooks", f"Webhook {hook.name} deleted.")
+        if hook is not None:
             webhook_services.send_test(webhook=hook, actor=request.user)
-            messages.success(request, f"A test delivery to {hook.name} is on its way.")
-        return here
+            return done("webhooks", f"A test delivery to {hook.name} is on its way.")
+        return redirect(f"{settings_url}#webhooks")
+    elif action == "redeliver":
+        from webhooks.models import Delivery
+
+        delivery = (
+            Delivery.objects.filter(webhook__repository=repository, pk=id_param(request.POST.get("delivery")))
+            .select_related("webhook")
+            .first()
+        )
+        if delivery is not None:
+            webhook_services.redeliver(delivery=delivery, actor=request.user)
+            return done("webhooks", f"Delivery to {delivery.webhook.name} sent again.")
+        return redirect(f"{settings_url}#webhooks")
     elif action == "delete" and delete_form.is_valid():
         try:
             services.repository_delete(repository=repository, actor=request.user)
         except RegistryError:
-            messages.error(request, "The registry could not be reached; nothing was deleted. Try again later.")
-            return here
+            return done(
+                "delete", "The registry could not be reached; nothing was deleted. Try again later.", messages.ERROR
+            )
         messages.success(request, f"Deleted {repository.full_name}.")
         return redirect("home")
 
+    org_id = repository.namespace.organization_id
+    holders = (
+        [f"{t}" for t in Team.objects.filter(organization_id=org_id).values_list("name", flat=True)] if org_id else []
+    )
+    holders += list(Robot.objects.filter(organization_id=org_id).values_list("name", flat=True)) if org_id else []
+    holders += list(
+        (Membership.objects.filter(organization_id=org_id).values_list("user__username", flat=True))
+        if org_id
+        else User.objects.filter(is_active=True).order_by("username").values_list("username", flat=True)[:500]
+    )
     context.update(
         description_form=description_form,
         visibility_form=visibility_form,
@@ -258,6 +317,14 @@ def repository_settings(request: HttpRequest, namespace: str, name: str) -> Http
         delete_form=delete_form,
         grants=selectors.repository_grants(repository=repository),
         webhooks=Webhook.objects.filter(repository=repository).order_by("name"),
+        holders=holders,
+        sections=[
+            ("descriptions", "Descriptions"),
+            ("visibility", "Visibility"),
+            ("permissions", "Permissions"),
+            ("webhooks", "Webhooks"),
+            ("delete", "Delete"),
+        ],
     )
     forms_sent = [f for f in (description_form, visibility_form, grant_form, webhook_form, delete_form) if f.is_bound]
     status = 400 if any(f.errors for f in forms_sent) else 200
@@ -296,6 +363,11 @@ def namespace_page(request: HttpRequest, name: str) -> HttpResponse:
         "page": Paginator(repositories, 30).get_page(request.GET.get("page")),
     }
     context["can_manage"] = organization is not None and access.may_manage_organization(actor, organization)
+    namespace_row = Namespace.objects.filter(name=name).first()
+    # The first-push panel, for whoever may create repositories here by pushing.
+    context["can_push"] = namespace_row is not None and access.decide(actor, namespace_row, "my-app").allows(
+        Level.WRITE
+    )
     if profile is not None:
         # What this user did, to repositories the visitor may see.
         context["activity"] = audit_selectors.user_activity(actor=actor, user=profile, limit=20)

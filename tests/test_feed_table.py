@@ -167,7 +167,7 @@ def test_page_feeds(cast, caller_name):
             if response.status_code != expected:
                 failures.append(f"{path}: expected {expected}, got {response.status_code}")
             continue
-        shown = {row for row in ROWS if row in text}
+        shown = {row for row in ROWS if f'data-event="{row}"' in text}
         if response.status_code != 200 or shown != expected:
             failures.append(f"{path}: expected {sorted(expected)}, got {sorted(shown)} ({response.status_code})")
     assert failures == []

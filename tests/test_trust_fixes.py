@@ -367,11 +367,14 @@ def test_hand_edited_ids_in_forms_find_nothing_instead_of_a_500(world, client):
     for url, data in [
         ("/settings/tokens/", {"action": "revoke", "token": "abc"}),
         ("/settings/tokens/", {"action": "revoke", "token": ""}),
-        ("/r/acme/pub-app/settings/", {"action": "revoke", "grant": "abc"}),
-        ("/r/acme/pub-app/settings/", {"action": "webhook-test", "webhook": "abc"}),
-        ("/r/acme/pub-app/settings/", {"action": "webhook-delete", "webhook": ""}),
-        ("/u/acme/settings/", {"action": "remove-rule", "target": "abc"}),
-        ("/u/acme/settings/", {"action": "delete-webhook", "target": "1e9"}),
+        ("/r/acme/pub-app/-/settings/", {"action": "revoke", "grant": "abc"}),
+        ("/r/acme/pub-app/-/settings/", {"action": "webhook-test", "webhook": "abc"}),
+        ("/r/acme/pub-app/-/settings/", {"action": "webhook-delete", "webhook": ""}),
+        ("/u/acme/settings/rules/delete/", {"rule": "abc"}),
+        ("/u/acme/settings/webhooks/delete/", {"webhook": "1e9"}),
+        ("/u/acme/settings/webhooks/redeliver/", {"delivery": "x"}),
+        ("/u/acme/settings/robots/rotate/", {"robot": "99999999999999999999999"}),
+        ("/u/acme/settings/teams/delete/", {"team": "\x00"}),
     ]:
         assert client.post(url, data).status_code in (200, 302), (url, data)
 

@@ -61,10 +61,12 @@ def test_a_person_signs_up_pushes_describes_searches_and_deletes(live_server, re
     page.fill("#id_name", "laptop")
     page.select_option("#id_scope", "delete")
     page.click("button[value=create]")
-    secret = page.input_value("#token-secret")
+    secret = page.input_value("#new-secret")
     assert secret.startswith("dy_pat_")
-    assert "docker login" in page.inner_text("#login-line")
+    assert "docker login" in page.inner_text("#snippet-docker-login")
+    assert "--password-stdin" in page.inner_text("#snippet-docker-login")
     check_accessibility(page)
+    page.click("#secret-done")  # the dialog stays until it is dismissed
     page.goto(f"{base}/settings/tokens/")
     assert secret not in page.content()  # never shown again
 
@@ -75,14 +77,14 @@ def test_a_person_signs_up_pushes_describes_searches_and_deletes(live_server, re
         assert result.returncode == 0, result.stderr
     wait_until(lambda: Tag.objects.filter(repository__full_name="dana/web-app").count() == 2, timeout=30, what="tags")
 
-    page.goto(f"{base}/r/dana/web-app/tags/")
+    page.goto(f"{base}/r/dana/web-app/-/tags/")
     rows = page.locator("table.tags tbody tr").all_inner_texts()
     assert any("1.0" in row and "linux/arm64" in row for row in rows)
     assert image.top.digest.split(":")[1][:12] in page.content()
     check_accessibility(page)
 
     # A description with a script and an onerror handler is rendered without them.
-    page.goto(f"{base}/r/dana/web-app/settings/")
+    page.goto(f"{base}/r/dana/web-app/-/settings/")
     page.fill("#id_short_description", "The dana web app")
     page.fill(
         "#id_full_description",
@@ -120,7 +122,7 @@ def test_a_person_signs_up_pushes_describes_searches_and_deletes(live_server, re
     other.context.close()
 
     # Deleting a tag names every tag that goes with its digest.
-    page.goto(f"{base}/r/dana/web-app/tags/")
+    page.goto(f"{base}/r/dana/web-app/-/tags/")
     page.click("a[href$='/tags/1.0/delete/']")
     assert page.locator("#doomed-tags li").all_inner_texts() == ["1.0", "latest"]
     check_accessibility(page)
@@ -155,18 +157,19 @@ def test_an_owner_builds_an_organization_and_only_its_team_finds_the_private_rep
     page.click("button.primary")
     page.wait_for_url(f"{base}/u/olive-co/settings/")
     check_accessibility(page)
-    for username in ("erin",):
-        page.fill("#id_username", username)
-        page.click("button[value=member]")
-    page.fill("#id_name", "devs")
-    page.click("button[value=team]")
-    page.fill("#id_team", "devs")
-    page.fill("form:has(button[value=team_member]) #id_username", "erin")
-    page.click("button[value=team_member]")
-    page.fill("#id_holder", "devs")
-    page.fill("#id_pattern", "*")
-    page.select_option("#id_level", "read")
-    page.click("button[value=rule]")
+    page.fill("#id_member-username", "erin")
+    page.click("#members button:has-text('Add or change role')")
+    expect(page.locator("#members .messages")).to_contain_text("erin is now a member")  # at its section
+    page.fill("#id_team-name", "devs")
+    page.click("button:has-text('Create team')")
+    page.fill("#id_team_member-team", "devs")
+    page.fill("#id_team_member-username", "erin")
+    page.click("button:has-text('Add to team')")
+    page.fill("#id_rule-holder", "devs")
+    page.fill("#id_rule-pattern", "*")
+    page.select_option("#id_rule-level", "read")
+    page.click("button:has-text('Add rule')")
+    expect(page.locator("#rules .messages")).to_contain_text("Access rule added")
     assert "erin" in page.inner_text("#teams")
     shoot(page, "organization")
 
@@ -218,7 +221,7 @@ def test_filtering_tags_and_previewing_happen_in_place(transactional_db, live_se
     page.click("button[type=submit]")
     page.wait_for_url(f"{base}/")
 
-    page.goto(f"{base}/r/hana/app/tags/")
+    page.goto(f"{base}/r/hana/app/-/tags/")
     page.evaluate("window.stillHere = true")
     page.fill("input[name=name]", "nightly")
     expect(page.locator("table.tags tbody tr")).to_have_count(1)  # no eval: the CSP forbids it
@@ -226,7 +229,7 @@ def test_filtering_tags_and_previewing_happen_in_place(transactional_db, live_se
     assert page.evaluate("window.stillHere") is True  # no reload
     assert "name=nightly" in page.url  # shareable
 
-    page.goto(f"{base}/r/hana/app/settings/")
+    page.goto(f"{base}/r/hana/app/-/settings/")
     page.evaluate("window.stillHere = true")
     page.fill("#id_full_description", "# Instant\n\nPreviewed in place.")
     page.click("button[value=preview]")

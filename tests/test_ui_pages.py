@@ -3,7 +3,7 @@
 import pytest
 from django.test import Client
 
-from accounts.models import Membership, Robot, Team
+from accounts.models import Membership, Organization, Robot, Team
 from accounts.services import membership_set, organization_create
 from repositories.models import AccessRule, Repository
 from webhooks.models import Webhook
@@ -37,27 +37,63 @@ def test_a_member_without_write_cannot_create_in_the_organization(client, bob, a
 
 
 def test_owners_manage_members_teams_rules_robots_and_webhooks(client, alice, bob, charlie, acme):
+    """One small view per action; each answers with its section, where the result is shown."""
     client.force_login(alice)
     url = "/u/acme/settings/"
     assert client.get(url).status_code == 200
-    assert client.post(url, {"action": "member", "username": "charlie", "role": "member"}).status_code == 302
-    assert client.post(url, {"action": "team", "name": "devs", "description": ""}).status_code == 302
-    assert client.post(url, {"action": "team_member", "team": "devs", "username": "bob"}).status_code == 302
+    added = client.post(url + "members/", {"member-username": "charlie", "member-role": "member"})
+    assert (added.status_code, added["Location"]) == (302, url + "#members")
+    assert "charlie is now a member" in client.get(url).content.decode()  # the result, in its section
+    assert client.post(url + "teams/", {"team-name": "devs", "team-description": ""})["Location"] == url + "#teams"
     assert (
-        client.post(url, {"action": "rule", "holder": "devs", "pattern": "ci-*", "level": "write"}).status_code == 302
+        client.post(url + "teams/members/", {"team_member-team": "devs", "team_member-username": "bob"}).status_code
+        == 302
     )
-    robot = client.post(url, {"action": "robot", "name": "deployer", "description": ""})
-    assert robot.status_code == 200 and b"dy_robot_" in robot.content  # the secret, once, on this page
-    webhook = client.post(url, {"action": "webhook", "name": "chat", "url": "https://chat.example.org/hook"})
-    assert webhook.status_code == 200
+    assert (
+        client.post(url + "rules/", {"rule-holder": "devs", "rule-pattern": "ci-*", "rule-level": "write"}).status_code
+        == 302
+    )
+    robot = client.post(url + "robots/", {"robot-name": "deployer", "robot-description": ""})
+    page = robot.content.decode()
+    assert robot.status_code == 200 and "dy_robot_" in page  # the secret, once, in a dialog
+    assert "<dialog" in page and "kubectl create secret docker-registry" in page
+    webhook = client.post(url + "webhooks/", {"webhook-name": "chat", "webhook-url": "https://chat.example.org/hook"})
+    assert webhook.status_code == 200 and "whsec_" in webhook.content.decode()
     assert Membership.objects.filter(organization=acme, user=charlie).exists()
     assert list(Team.objects.get(name="devs").members.values_list("username", flat=True)) == ["bob"]
     assert AccessRule.objects.get(organization=acme).pattern == "ci-*"
     assert Robot.objects.filter(organization=acme, name="deployer").exists()
     assert Webhook.objects.filter(organization=acme).count() == 1
     assert b"dy_robot_" not in client.get(url).content  # never again
-    unknown = client.post(url, {"action": "member", "username": "nobody", "role": "member"})
+    unknown = client.post(url + "members/", {"member-username": "nobody", "member-role": "member"})
     assert unknown.status_code == 400 and b"No such user." in unknown.content
+    # Owners delete teams, and set the default visibility of new repositories.
+    assert client.post(url + "teams/delete/", {"team": "devs"}).status_code == 302
+    assert not Team.objects.filter(name="devs").exists()
+    saved = client.post(
+        url + "profile/",
+        {
+            "settings-display_name": "Acme",
+            "settings-description": "",
+            "settings-email": "",
+            "settings-default_visibility": "public",
+        },
+    )
+    assert saved.status_code == 302
+    acme.namespace.refresh_from_db()
+    assert acme.namespace.default_visibility == "public"
+    # The last owner cannot leave: the answer says so in the members section.
+    refused = client.post(url + "members/remove/", {"username": "alice"}, follow=True)
+    assert "needs at least one owner" in refused.content.decode()
+
+
+def test_an_owner_deletes_an_empty_organization_after_typing_its_name(client, alice, acme):
+    client.force_login(alice)
+    url = "/u/acme/settings/"
+    wrong = client.post(url + "delete/", {"delete-confirm": "acme-typo"})
+    assert wrong.status_code == 400 and Organization.objects.filter(name="acme").exists()
+    done = client.post(url + "delete/", {"delete-confirm": "acme"})
+    assert done.status_code == 302 and not Organization.objects.filter(name="acme").exists()
 
 
 def test_members_may_not_manage_and_outsiders_do_not_see(client, bob, charlie, acme):
@@ -71,7 +107,7 @@ def test_members_may_not_manage_and_outsiders_do_not_see(client, bob, charlie, a
 def test_forms_need_the_csrf_token(alice, acme):
     client = Client(enforce_csrf_checks=True)
     client.force_login(alice)
-    assert client.post("/u/acme/settings/", {"action": "team", "name": "x"}).status_code == 403
+    assert client.post("/u/acme/settings/teams/", {"team-name": "x"}).status_code == 403
     assert not Team.objects.filter(name="x").exists()
 
 

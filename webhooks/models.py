@@ -68,6 +68,11 @@ class Webhook(models.Model):
     def __str__(self) -> str:
         return f"{self.name} → {self.host}"
 
+    @property
+    def recent_deliveries(self) -> list:
+        """The last ten deliveries with their attempts, for the delivery log on settings pages."""
+        return list(self.deliveries.prefetch_related("attempts").order_by("-created_at")[:10])
+
 
 def url_host(url: str) -> str:
     try:
@@ -98,6 +103,11 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} {self.delivery_id} ({self.status})"
+
+    @property
+    def last_attempt(self):
+        attempts = list(self.attempts.all())
+        return max(attempts, key=lambda a: a.number) if attempts else None
 
 
 class Attempt(models.Model):

@@ -1,9 +1,12 @@
-// Copy buttons: data-copy="#input-id" copies that field, data-copy-text copies the text itself.
+// Copy buttons: data-copy="#input" copies a field, data-copy-from="#code" an element's text,
+// data-copy-text the attribute itself.
 document.addEventListener("click", async (event) => {
   const button = event.target.closest("button.copy");
   if (!button) return;
-  const source = button.dataset.copy ? document.querySelector(button.dataset.copy) : null;
-  const text = source ? source.value : button.dataset.copyText;
+  let text = button.dataset.copyText;
+  let source = null;
+  if (button.dataset.copy) { source = document.querySelector(button.dataset.copy); text = source.value; }
+  if (button.dataset.copyFrom) { text = document.querySelector(button.dataset.copyFrom).textContent; }
   try {
     await navigator.clipboard.writeText(text);
   } catch {
@@ -12,4 +15,34 @@ document.addEventListener("click", async (event) => {
   const label = button.textContent;
   button.textContent = "Copied";
   setTimeout(() => { button.textContent = label; }, 1500);
+});
+
+// Downloads made in the page (a one-time secret never goes back to the server).
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-download]");
+  if (!button) return;
+  const text = document.querySelector(button.dataset.download).textContent;
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(new Blob([text], { type: "application/yaml" }));
+  link.download = button.dataset.filename;
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+});
+
+// Destructive actions ask first: <form data-confirm="What will happen."> (or a button with it).
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  const submitter = event.submitter;
+  const message = (submitter && submitter.dataset.confirm) || form.dataset.confirm;
+  if (message && !window.confirm(message)) event.preventDefault();
+});
+
+// One-time secrets open as modal dialogs that stay until dismissed.
+document.addEventListener("DOMContentLoaded", () => {
+  for (const dialog of document.querySelectorAll("dialog[data-open-modal]")) {
+    if (!dialog.open) dialog.showModal();
+    dialog.addEventListener("cancel", (event) => event.preventDefault()); // Esc does not lose it
+  }
 });
