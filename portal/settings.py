@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    "allauth.socialaccount",  # "Linked sign-in" in the account hub; providers come with SSO
     "allauth.usersessions",
     "accounts",
     "repositories",

@@ -9,7 +9,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Q
+from django.db.models import F, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -41,16 +41,17 @@ def _repository(request: HttpRequest, namespace: str, name: str, level: Level = 
 def home(request: HttpRequest) -> HttpResponse:
     actor = _actor(request)
     visible = access.visible_repositories(actor).select_related("namespace")
-    context = {
-        "recent": visible.filter(last_pushed_at__isnull=False).order_by("-last_pushed_at")[:8],
-        "popular": visible.order_by("-pull_count", "full_name")[:8],
-    }
+    others = visible
+    context = {}
     if request.user.is_authenticated:
         mine = Q(namespace__user=request.user) | Q(
             namespace__organization__in=Organization.objects.filter(memberships__user=request.user)
         )
-        context["mine"] = visible.filter(mine).order_by("-last_pushed_at", "full_name")[:12]
+        context["mine"] = visible.filter(mine).order_by(F("last_pushed_at").desc(nulls_last=True), "full_name")[:12]
         context["starred"] = visible.filter(stars__user=request.user).order_by("full_name")[:12]
+        others = visible.exclude(mine)  # "your repositories" already lists yours
+    context["recent"] = others.filter(last_pushed_at__isnull=False).order_by("-last_pushed_at")[:8]
+    context["popular"] = others.order_by("-pull_count", "full_name")[:8]
     return render(request, "repositories/home.html", context)
 
 

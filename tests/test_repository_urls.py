@@ -9,7 +9,8 @@ from accounts.models import Namespace, Visibility
 from repositories.models import Repository
 
 pytestmark = pytest.mark.django_db
-NAMES = ["web", "web/tags", "web/star", "web/settings", "settings", "tags", "a/b/c/-x"]
+NAMES = ["web", "web/tags", "web/star", "web/settings", "settings", "tags", "star", "x-y/-/z", "a/b/c/-x", "-", "web/-"]
+REFUSED = {"a/b/c/-x", "-", "web/-", "x-y/-/z"}  # "-" can never be a path component of a name
 
 
 @pytest.fixture
@@ -30,11 +31,10 @@ def repos(alice):
 
 
 def test_names_the_registry_refuses_cannot_be_created(repos):
-    assert "a/b/c/-x" not in repos
-    assert set(repos) == set(NAMES) - {"a/b/c/-x"}
+    assert set(repos) == set(NAMES) - REFUSED
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if n != "a/b/c/-x"])
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in REFUSED])
 def test_every_page_of_every_name_is_reachable(client, alice, repos, name):
     client.force_login(alice)
     for url_name in ("repository", "repository-tags", "repository-settings"):
@@ -61,3 +61,23 @@ def test_a_private_name_is_not_revealed_by_the_redirect(client, bob, repos):
     # For bob alice/web/tags does not exist: the old tags path of alice/web redirects, as it
     # would for a name nobody has.
     assert client.get("/r/alice/web/tags/")["Location"] == "/r/alice/web/-/tags/"
+
+
+def test_the_api_reaches_every_name_through_the_separator(alice, repos):
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(alice)
+    # The short form keeps its meaning (scripts rely on it): web's tags.
+    assert api.get("/api/v1/repositories/alice/web/tags/").status_code == 200
+    # With "/-/", the repository alice/web/tags itself, and the tags of alice/web/tags.
+    detail = api.get("/api/v1/repositories/alice/web/tags/-/")
+    assert detail.status_code == 200 and detail.json()["full_name"] == "alice/web/tags"
+    assert api.get("/api/v1/repositories/alice/web/tags/-/tags/").status_code == 200
+    star = api.post("/api/v1/repositories/alice/web/star/-/star/")
+    assert star.status_code in (200, 201, 204)
+    assert Repository.objects.get(full_name="alice/web/star").stars.filter(user=alice).exists()
+    assert not Repository.objects.get(full_name="alice/web").stars.exists()
+    assert api.get("/api/v1/repositories/alice/nothing/-/").status_code == 404
+    assert api.get("/api/v1/repositories/alice/web/tags/-/activity/").status_code == 200
+    assert api.get("/api/v1/repositories/alice/web/tags/-/webhooks/").status_code == 200

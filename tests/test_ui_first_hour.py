@@ -200,7 +200,6 @@ def test_a_repository_in_words_with_its_first_push_panel_and_cards_on_a_phone(tr
     assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
     page.set_viewport_size(DESKTOP)
     both_widths(page)
-    shoot(page, "tags")
     assert empty.tags.count() == 0 and owner.is_active
 
 

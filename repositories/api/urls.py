@@ -1,18 +1,30 @@
 """Repository names may contain slashes (acme/team/app), so these routes are regular
 expressions: the sub-resource suffixes (tags, permissions, star, pulls) are matched first and
-everything between the namespace and them is the name."""
+everything between the namespace and them is the name. That leaves a repository named like a
+sub-resource (acme/web/tags) unreachable by the short form, so every route also exists with the
+"/-/" separator that no name can contain, as the pages use: repositories/acme/web/tags/-/ is
+that repository, repositories/acme/web/-/tags/ the tags of acme/web."""
 
 from django.urls import path, re_path
 
 from repositories.api import views
 
 NS = r"(?P<namespace>[a-z0-9]+(?:[._-][a-z0-9]+)*)"
-NAME = r"(?P<name>[a-z0-9][a-z0-9._/-]*?)"
+NAME = r"(?P<name>[a-z0-9][a-z0-9._-]*(?:/[a-z0-9][a-z0-9._-]*)*?)"  # components start with a letter or digit
 R = rf"^repositories/{NS}/{NAME}"
+S = rf"^repositories/{NS}/(?P<name>[a-z0-9][a-z0-9._-]*(?:/[a-z0-9][a-z0-9._-]*)*)/-"  # unambiguous: "-" is never a name component
+TAG = r"(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})"
 
 urlpatterns = [
     path("repositories/", views.RepositoryListView.as_view(), name="api-repositories"),
-    re_path(rf"{R}/tags/(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})/$", views.TagDetailView.as_view(), name="api-tag"),
+    re_path(rf"{S}/tags/{TAG}/$", views.TagDetailView.as_view(), name="api-tag-separated"),
+    re_path(rf"{S}/tags/$", views.TagListView.as_view(), name="api-tags-separated"),
+    re_path(rf"{S}/permissions/(?P<grant_id>[0-9]+)/$", views.PermissionDetailView.as_view()),
+    re_path(rf"{S}/permissions/$", views.PermissionListView.as_view()),
+    re_path(rf"{S}/star/$", views.StarView.as_view()),
+    re_path(rf"{S}/pulls/$", views.PullsView.as_view()),
+    re_path(rf"{S}/$", views.RepositoryDetailView.as_view(), name="api-repository-separated"),
+    re_path(rf"{R}/tags/{TAG}/$", views.TagDetailView.as_view(), name="api-tag"),
     re_path(rf"{R}/tags/$", views.TagListView.as_view(), name="api-tags"),
     re_path(rf"{R}/permissions/(?P<grant_id>[0-9]+)/$", views.PermissionDetailView.as_view(), name="api-permission"),
     re_path(rf"{R}/permissions/$", views.PermissionListView.as_view(), name="api-permissions"),

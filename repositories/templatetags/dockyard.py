@@ -25,6 +25,19 @@ def short_digest(digest: str) -> str:
     return digest.split(":", 1)[-1][:12] if digest else ""
 
 
+@register.filter
+def ago(moment) -> str:
+    """ "just now", "5 minutes ago", "2 days ago": how long since `moment`, in words."""
+    if not moment:
+        return ""
+    from django.utils import timezone
+    from django.utils.timesince import timesince
+
+    if (timezone.now() - moment).total_seconds() < 60:
+        return "just now"
+    return f"{timesince(moment)} ago"
+
+
 # --- avatars: initials on a colour from the name, drawn here (no third-party image service) ---
 
 _AVATAR_COLOURS = ["#0b5cc7", "#1a7f37", "#8250df", "#bf3989", "#b35900", "#0a7e8c", "#6e7781", "#cf222e"]

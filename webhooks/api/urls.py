@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from repositories.api.urls import NAME, NS
+from repositories.api.urls import NAME, NS, S
 from webhooks.api import views
 
 R = rf"^repositories/{NS}/{NAME}"
@@ -23,6 +23,9 @@ urlpatterns = [
     *[path(f"orgs/<str:org>/{suffix}", view.as_view(), name=f"api-org-{name}") for suffix, view, name in HOOKS],
     *[re_path(rf"{R}/{_regex(suffix)}$", view.as_view(), name=f"api-repo-{name}") for suffix, view, name in HOOKS],
     re_path(rf"{R}/activity/$", views.RepositoryActivityView.as_view(), name="api-repo-activity"),
+    # The same behind "/-/" (see repositories/api/urls.py): reachable whatever the name.
+    *[re_path(rf"{S}/{_regex(suffix)}$", view.as_view()) for suffix, view, _ in HOOKS],
+    re_path(rf"{S}/activity/$", views.RepositoryActivityView.as_view()),
     path("orgs/<str:org>/activity/", views.OrganizationActivityView.as_view(), name="api-org-activity"),
     path("users/<str:username>/activity/", views.UserActivityView.as_view(), name="api-user-activity"),
 ]
