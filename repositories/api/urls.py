@@ -12,7 +12,8 @@ from repositories.api import views
 NS = r"(?P<namespace>[a-z0-9]+(?:[._-][a-z0-9]+)*)"
 NAME = r"(?P<name>[a-z0-9][a-z0-9._-]*(?:/[a-z0-9][a-z0-9._-]*)*?)"  # components start with a letter or digit
 R = rf"^repositories/{NS}/{NAME}"
-S = rf"^repositories/{NS}/(?P<name>[a-z0-9][a-z0-9._-]*(?:/[a-z0-9][a-z0-9._-]*)*)/-"  # unambiguous: "-" is never a name component
+# Unambiguous, so greedy: "-" is never a name component.
+S = rf"^repositories/{NS}/(?P<name>[a-z0-9][a-z0-9._-]*(?:/[a-z0-9][a-z0-9._-]*)*)/-"
 TAG = r"(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})"
 
 urlpatterns = [
