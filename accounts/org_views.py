@@ -24,7 +24,7 @@ from accounts import services as account_services
 from accounts.models import Level, Membership, Organization, Robot, Team, User
 from accounts.snippets import credential_snippets
 from portal.params import id_param, query_param
-from repositories import access
+from repositories import access, trust
 from repositories import services as repository_services
 from repositories.forms import (
     AccessRuleForm,
@@ -32,11 +32,12 @@ from repositories.forms import (
     MemberForm,
     OrganizationSettingsForm,
     RobotForm,
+    SigningKeyForm,
     TeamForm,
     TeamMemberForm,
     WebhookForm,
 )
-from repositories.models import AccessRule
+from repositories.models import AccessRule, SigningKey
 from webhooks import services as webhook_services
 from webhooks.models import Webhook
 
@@ -47,6 +48,7 @@ SECTIONS = [
     ("rules", "Access rules"),
     ("robots", "Robots"),
     ("webhooks", "Webhooks"),
+    ("keys", "Signing keys"),
     ("settings", "Settings"),
     ("delete", "Delete"),
 ]
@@ -110,6 +112,7 @@ def _page(request: HttpRequest, organization: Organization, *, status: int = 200
         "rule": AccessRuleForm(prefix="rule"),
         "robot": RobotForm(prefix="robot"),
         "webhook": WebhookForm(prefix="webhook"),
+        "key": SigningKeyForm(prefix="key"),
         "delete": DeleteOrganizationForm(prefix="delete", full_name=organization.name),
     }
     forms.update(extra.pop("forms", {}))
@@ -126,6 +129,7 @@ def _page(request: HttpRequest, organization: Organization, *, status: int = 200
         .order_by("pattern"),
         "robots": Robot.objects.filter(organization=organization).select_related("organization").order_by("name"),
         "webhooks": Webhook.objects.filter(organization=organization).order_by("name"),
+        "keys": SigningKey.objects.filter(namespace=organization.namespace).select_related("added_by"),
         # Pickers: the names a field may take, offered as a list (typing still works).
         "user_choices": User.objects.filter(is_active=True)
         .order_by("username")
@@ -391,6 +395,34 @@ def webhook_redeliver(request: HttpRequest, organization: Organization) -> HttpR
         raise _Gone("webhooks", "That delivery no longer exists.")
     webhook_services.redeliver(delivery=delivery, actor=request.user)
     return _done(request, organization, "webhooks", f"Delivery to {delivery.webhook.name} sent again.")
+
+
+@require_POST
+@_managed
+def key_add(request: HttpRequest, organization: Organization) -> HttpResponse:
+    form = SigningKeyForm(request.POST, prefix="key")
+    if form.is_valid():
+        try:
+            key = trust.signing_key_add(
+                namespace=organization.namespace,
+                name=form.cleaned_data["name"],
+                public_key=form.cleaned_data["public_key"],
+                actor=request.user,
+            )
+        except ValidationError as exc:
+            return _invalid(request, organization, "key", _with_errors(form, exc))
+        return _done(request, organization, "keys", f"{key.name} is trusted; signed images were checked again.")
+    return _invalid(request, organization, "key", form)
+
+
+@require_POST
+@_managed
+def key_delete(request: HttpRequest, organization: Organization) -> HttpResponse:
+    key = SigningKey.objects.filter(namespace=organization.namespace, pk=id_param(request.POST.get("key"))).first()
+    if key is None:
+        raise _Gone("keys", "That key is no longer trusted.")
+    trust.signing_key_delete(key=key, actor=request.user)
+    return _done(request, organization, "keys", f"{key.name} is no longer trusted; signed images were checked again.")
 
 
 @require_POST

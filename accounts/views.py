@@ -67,3 +67,42 @@ def profile(request: HttpRequest) -> HttpResponse:
         messages.success(request, "Profile saved.")
         return redirect("account-profile")
     return render(request, "accounts/profile.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def signing_keys(request: HttpRequest) -> HttpResponse:
+    """The public keys whose cosign signatures your own namespace trusts."""
+    from django.core.exceptions import ValidationError
+
+    from repositories import trust
+    from repositories.forms import SigningKeyForm
+    from repositories.models import SigningKey
+
+    namespace = request.user.namespace
+    form = SigningKeyForm(request.POST if request.POST.get("action") == "add" else None)
+    if request.POST.get("action") == "remove":
+        key = SigningKey.objects.filter(namespace=namespace, pk=id_param(request.POST.get("key"))).first()
+        if key is None:
+            messages.error(request, "That key is no longer trusted.")
+        else:
+            trust.signing_key_delete(key=key, actor=request.user)
+            messages.success(request, f"{key.name} is no longer trusted; your signed images were checked again.")
+        return redirect("signing-keys")
+    if form.is_bound and form.is_valid():
+        try:
+            key = trust.signing_key_add(
+                namespace=namespace,
+                name=form.cleaned_data["name"],
+                public_key=form.cleaned_data["public_key"],
+                actor=request.user,
+            )
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+        else:
+            messages.success(request, f"{key.name} is trusted; your signed images were checked again.")
+            return redirect("signing-keys")
+    keys = SigningKey.objects.filter(namespace=namespace).select_related("added_by")
+    status = 400 if form.is_bound and form.errors else 200
+    return render(request, "accounts/signing_keys.html", {"keys": keys, "key_form": form}, status=status)

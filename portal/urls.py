@@ -17,6 +17,7 @@ admin.site.login = secure_admin_login(admin.site.login)
 
 NS = r"(?P<namespace>[a-z0-9]+(?:[._-][a-z0-9]+)*)"
 NAME = r"(?P<name>[a-z0-9][a-z0-9._/-]*?)"
+TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -28,6 +29,12 @@ urlpatterns = [
         rf"^r/{NS}/{NAME}/-/tags/(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})/delete/$",
         views.tag_delete,
         name="tag-delete",
+    ),
+    re_path(rf"^r/{NS}/{NAME}/-/tags/(?P<tag>{TAG})/$", views.tag_detail, name="tag-detail"),
+    re_path(
+        rf"^r/{NS}/{NAME}/-/attachments/(?P<artifact>sha256:[0-9a-f]{{64}})/(?P<layer>sha256:[0-9a-f]{{64}})/$",
+        views.attachment_download,
+        name="attachment-download",
     ),
     re_path(rf"^r/{NS}/{NAME}/-/tags/$", views.repository_tags, name="repository-tags"),
     re_path(rf"^r/{NS}/{NAME}/-/settings/$", views.repository_settings, name="repository-settings"),
@@ -53,6 +60,8 @@ urlpatterns = [
             ("webhooks", account_org_views.webhook_create),
             ("webhooks/delete", account_org_views.webhook_delete),
             ("webhooks/redeliver", account_org_views.webhook_redeliver),
+            ("keys", account_org_views.key_add),
+            ("keys/delete", account_org_views.key_delete),
             ("profile", account_org_views.settings_update),
             ("delete", account_org_views.organization_delete),
         ]
@@ -60,6 +69,7 @@ urlpatterns = [
     path("u/<str:name>/", views.namespace_page, name="namespace"),
     path("settings/tokens/", account_views.access_tokens, name="access-tokens"),
     path("settings/profile/", account_views.profile, name="account-profile"),
+    path("settings/signing-keys/", account_views.signing_keys, name="signing-keys"),
     path("settings/", RedirectView.as_view(pattern_name="account-profile", permanent=False)),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),

@@ -436,6 +436,21 @@ def may_manage_organization(actor: Actor, organization: Organization) -> bool:
     return not actor.limits or organization.name in actor.limits
 
 
+def may_manage_namespace(actor: Actor, namespace: Namespace) -> bool:
+    """Namespace-wide settings, such as the signing keys its images are checked against: an
+    organization's managers (may_manage_organization); for a personal namespace its user (or
+    staff), with a credential that holds the admin cap and reaches the namespace."""
+    if namespace.organization_id:
+        return may_manage_organization(actor, namespace.organization)
+    if _disabled(actor) or actor.user is None:
+        return False
+    if not (actor.is_staff or actor.user.pk == namespace.user_id):
+        return False
+    if actor.cap[0] < Level.ADMIN:
+        return False
+    return not actor.limits or namespace.name in actor.limits
+
+
 def may_see_organization_internals(actor: Actor, organization: Organization) -> bool:
     """Members, teams and rules are visible to the organization's members."""
     if organization_role(actor, organization.pk) is None:

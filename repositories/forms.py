@@ -162,6 +162,16 @@ class RobotForm(forms.Form):
     description = forms.CharField(label="Description", max_length=300, required=False)
 
 
+class SigningKeyForm(forms.Form):
+    name = forms.CharField(label="Key name", max_length=100, help_text="e.g. release-ci or alice-laptop")
+    public_key = forms.CharField(
+        label="Public key (PEM)",
+        max_length=16384,
+        widget=forms.Textarea(attrs={"rows": 5, "spellcheck": "false", "placeholder": "-----BEGIN PUBLIC KEY-----"}),
+        help_text="cosign.pub from `cosign generate-key-pair`, or any ECDSA, RSA or Ed25519 public key.",
+    )
+
+
 class ProfileForm(forms.Form):
     full_name = forms.CharField(label="Display name", max_length=150, required=False)
     bio = forms.CharField(

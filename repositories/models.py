@@ -11,6 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Level, Namespace, Organization, Robot, Team, Visibility
+from repositories.versions import version_sort_key
 
 # distribution's reference grammar: path components joined by "/", the repository part after
 # the namespace. The whole name (namespace/name) is at most 255 characters.
@@ -95,11 +96,31 @@ class Manifest(models.Model):
     labels = models.JSONField(default=dict, blank=True)
     annotations = models.JSONField(default=dict, blank=True)
     layer_count = models.PositiveIntegerField(default=0)
-    # cosign stores a signature, an attestation or an SBOM of this manifest as a tag named
-    # sha256-<hex>.sig / .att / .sbom in the same repository.
+    # What the tag page shows of an image (repositories/artifacts.py image_details): layers with
+    # their history line, entrypoint, cmd, exposed ports, environment variable names. Manifests
+    # stored before these were read have details_version 0; the next crawl fills them in.
+    details = models.JSONField(default=dict, blank=True)
+    details_version = models.PositiveSmallIntegerField(default=0)
+    # A signature, attestation or SBOM manifest: what it holds (artifacts.artifact_content).
+    artifact = models.JSONField(default=dict, blank=True)
+    # Signatures, attestations and SBOMs found for this manifest (cosign's sha256-<hex>.sig,
+    # .att, .sbom tags, or OCI 1.1 referrers), and the verdict on its signatures against the
+    # namespace's trusted keys (repositories/signing.py).
     is_signed = models.BooleanField(default=False)
     has_attestation = models.BooleanField(default=False)
     has_sbom = models.BooleanField(default=False)
+    signature_status = models.CharField(
+        max_length=9,
+        choices=[
+            ("verified", "verified"),
+            ("untrusted", "untrusted"),
+            ("invalid", "invalid"),
+            ("unsigned", "unsigned"),
+        ],
+        default="unsigned",
+    )
+    signature_key = models.CharField(max_length=100, blank=True)  # the trusted key's name, when verified
+    last_pulled_at = models.DateTimeField(null=True, blank=True)
     children = models.ManyToManyField(
         "self", through="IndexEntry", symmetrical=False, related_name="parents", blank=True
     )
@@ -145,12 +166,73 @@ class IndexEntry(models.Model):
         return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
 
 
+class ArtifactLink(models.Model):
+    """A signature, attestation or SBOM manifest, and the image it is about: named by a cosign
+    tag (sha256-<hex>.sig/.att/.sbom) or by the manifest's own OCI 1.1 `subject`."""
+
+    class Via(models.TextChoices):
+        TAG = "tag", "cosign tag"
+        SUBJECT = "subject", "OCI subject"
+
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="artifact_links")
+    artifact = models.ForeignKey(Manifest, on_delete=models.CASCADE, related_name="links")
+    subject_digest = models.CharField(max_length=150)
+    via = models.CharField(max_length=7, choices=Via.choices)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["artifact", "subject_digest"], name="artifact_link_unique")]
+        indexes = [models.Index(fields=["repository", "subject_digest"], name="artifact_link_subject")]
+
+    def __str__(self) -> str:
+        return f"{self.artifact_id} → {self.subject_digest}"
+
+
+class SigningKey(models.Model):
+    """A public key whose signatures a namespace trusts (cosign: ECDSA, RSA, Ed25519)."""
+
+    namespace = models.ForeignKey(Namespace, on_delete=models.CASCADE, related_name="signing_keys")
+    name = models.CharField(max_length=100)
+    public_key = models.TextField()  # PEM SubjectPublicKeyInfo, normalised
+    fingerprint = models.CharField(max_length=64)  # SHA-256 of the DER public key, hex
+    algorithm = models.CharField(max_length=20)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["namespace", "name"], name="signing_key_unique_name"),
+            models.UniqueConstraint(fields=["namespace", "fingerprint"], name="signing_key_unique_fingerprint"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.namespace_id}:{self.name}"
+
+    @property
+    def short_fingerprint(self) -> str:
+        return ":".join(self.fingerprint[i : i + 2] for i in range(0, 16, 2))
+
+
+class TagQuerySet(models.QuerySet):
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        for tag in objs:
+            if not tag.version_key:
+                tag.version_key = version_sort_key(tag.name)
+        return super().bulk_create(objs, *args, **kwargs)
+
+
 class Tag(models.Model):
+    objects = TagQuerySet.as_manager()
+
     class Artifact(models.TextChoices):
         NONE = "", "Image"
         SIGNATURE = "sig", "Signature"
         ATTESTATION = "att", "Attestation"
         SBOM = "sbom", "SBOM"
+        REFERRERS = "ref", "Referrers index"  # the OCI 1.1 fallback tag sha256-<hex>
 
     repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="tags")
     name = models.CharField(max_length=128)
@@ -163,8 +245,11 @@ class Tag(models.Model):
         CRAWL = "crawl", "Reconcile"  # seen by a crawl; its push event, if it comes, fills in who
 
     source = models.CharField(max_length=5, choices=Source.choices, default=Source.EVENT)
-    # Set for cosign's sha256-<hex>.sig/.att/.sbom tags, which lists hide unless asked.
+    # Set for cosign's sha256-<hex>.sig/.att/.sbom tags (and the OCI referrers tag sha256-<hex>),
+    # which lists hide unless asked.
     artifact = models.CharField(max_length=4, choices=Artifact.choices, default=Artifact.NONE, blank=True)
+    # repositories/versions.py: the version order, a page at a time from an index.
+    version_key = models.CharField(max_length=512, default="", editable=False)
 
     class Meta:
         ordering = ["-pushed_at"]
@@ -175,10 +260,16 @@ class Tag(models.Model):
         indexes = [
             models.Index(fields=["repository", "-pushed_at"], name="tag_repository_pushed"),
             models.Index(fields=["-pushed_at"], name="tag_pushed"),
+            models.Index(fields=["repository", "version_key", "name"], name="tag_repository_version"),
         ]
 
     def __str__(self) -> str:
         return f"{self.repository_id}:{self.name}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self.version_key:
+            self.version_key = version_sort_key(self.name)
+        super().save(*args, **kwargs)
 
 
 class RepositoryGrant(models.Model):

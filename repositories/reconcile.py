@@ -37,6 +37,7 @@ from repositories.registry import get_client
 from repositories.registry.client import RegistryClient, RegistryError
 from repositories.services import repository_fill_descriptions_from_image
 from repositories.sync import (
+    DETAILS_VERSION,
     Fetched,
     artifact_kind,
     fetch_manifest,
@@ -82,7 +83,10 @@ def crawl_repository(client: RegistryClient, name: str) -> RegistryView:
         ns_name, repo_name = split_repository_name(name)
         known = set(
             Manifest.objects.filter(
-                repository__namespace__name=ns_name, repository__name=repo_name, digest__in=set(view.tags.values())
+                repository__namespace__name=ns_name,
+                repository__name=repo_name,
+                digest__in=set(view.tags.values()),
+                details_version__gte=DETAILS_VERSION,  # older rows are read again for their details
             ).values_list("digest", flat=True)
         )
         for digest in sorted(set(view.tags.values()) - known):
@@ -296,7 +300,7 @@ def _apply_view(view: RegistryView, plan: Plan, *, dry_run: bool, started_at: dt
             Repository.objects.filter(pk=repository.pk).update(sync_error="", sync_error_at=timezone.now())
         if view.name in _unclaimed_names():
             UnclaimedRepository.objects.filter(name=view.name).delete()  # its namespace exists now
-    if dry_run or not (creates or changes):
+    if dry_run or not (creates or changes or view.fetched):
         return  # nothing to write here (removals are applied, or held, at the end)
     with transaction.atomic():
         if repository is None:

@@ -5,11 +5,21 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 
 from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet
 
 from repositories.access import Actor, visible_repositories
-from repositories.models import DailyPulls, IndexEntry, Manifest, Repository, RepositoryGrant, Star, Tag
+from repositories.models import (
+    ArtifactLink,
+    DailyPulls,
+    IndexEntry,
+    Manifest,
+    Repository,
+    RepositoryGrant,
+    Star,
+    Tag,
+)
 
 
 def visible_repository_exists(*, actor: Actor, full_name: str) -> bool:
@@ -125,42 +135,63 @@ def repository_suggestion(*, actor: Actor, q: str) -> str:
     return candidates[close[0]] if close else ""
 
 
-def version_key(name: str) -> tuple:
-    """Natural order: 1.9 < 1.10 < 1.10.1; numbers before words within a position."""
-    parts = re.split(r"(\d+)", name)
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p)
+TAG_ORDERINGS = {
+    "newest": ["-pushed_at", "name"],
+    "oldest": ["pushed_at", "name"],
+    "name": ["name"],
+    "version": ["version_key", "name"],  # repositories/versions.py, stored on each tag
+}
+PLATFORM_RE = re.compile(r"^([a-z0-9._-]{1,32})/([a-z0-9._-]{1,32})(?:/([a-z0-9._-]{1,32}))?$")
 
 
-TAG_ORDERINGS = {"newest": ["-pushed_at", "name"], "oldest": ["pushed_at", "name"], "name": ["name"]}
+def _with_platforms(qs: QuerySet[Tag]) -> QuerySet[Tag]:
+    return qs.select_related("manifest").prefetch_related(
+        Prefetch(
+            "manifest__entries",
+            queryset=IndexEntry.objects.select_related("child").order_by("os", "architecture", "variant"),
+        )
+    )
 
 
-def tag_page_names(
-    *, repository: Repository, ordering: str, name_filter: str = "", artifacts: bool = False
-) -> list[str]:
-    """Tag names in list order. Version order is computed here (databases cannot sort 1.10
-    after 1.9); it reads only names, so a page still costs a fixed number of queries."""
+def tag_list(
+    *,
+    repository: Repository,
+    ordering: str = "newest",
+    name_filter: str = "",
+    artifacts: bool = False,
+    platform: str = "",
+) -> QuerySet[Tag]:
+    """A repository's tags in list order, with manifests and platforms, for a paginator: every
+    ordering is served by an index, so a page costs the same at 100 tags or 100,000. `platform`
+    (os/arch[/variant]) keeps the tags with an image for it."""
     qs = Tag.objects.filter(repository=repository)
     if not artifacts:
         qs = qs.filter(artifact="")
     if name_filter:
         qs = qs.filter(name__icontains=name_filter)
-    if ordering == "version":
-        return sorted(qs.values_list("name", flat=True), key=version_key, reverse=True)
-    return list(qs.order_by(*TAG_ORDERINGS.get(ordering, TAG_ORDERINGS["newest"])).values_list("name", flat=True))
+    match = PLATFORM_RE.match(platform or "")
+    if match:
+        os_name, arch, variant = match.group(1), match.group(2), match.group(3) or ""
+        single = Q(manifest__os=os_name, manifest__architecture=arch)
+        entry = IndexEntry.objects.filter(index_id=OuterRef("manifest_id"), os=os_name, architecture=arch)
+        if variant:
+            single &= Q(manifest__variant=variant)
+            entry = entry.filter(variant=variant)
+        qs = qs.filter(single | Exists(entry))
+    return _with_platforms(qs.order_by(*TAG_ORDERINGS.get(ordering, TAG_ORDERINGS["newest"])))
+
+
+def repository_platforms(*, repository: Repository) -> list[str]:
+    """The platforms the repository's images are built for (the tag list's platform picker)."""
+    singles = Manifest.objects.filter(repository=repository).exclude(os="").values_list("os", "architecture", "variant")
+    entries = IndexEntry.objects.filter(index__repository=repository).values_list("os", "architecture", "variant")
+    found = set(singles.distinct()) | set(entries.distinct())
+    return sorted("/".join(p for p in parts if p) for parts in found if parts[0] and parts[1] and parts[0] != "unknown")
 
 
 def tags_by_name(*, repository: Repository, names: list[str]) -> list[Tag]:
     """The tags named, in the order given, with manifests and platforms: three queries."""
-    rows = {
-        tag.name: tag
-        for tag in Tag.objects.filter(repository=repository, name__in=names)
-        .select_related("manifest")
-        .prefetch_related(
-            Prefetch(
-                "manifest__entries", queryset=IndexEntry.objects.select_related("child").order_by("os", "architecture")
-            )
-        )
-    }
+    rows = {tag.name: tag for tag in _with_platforms(Tag.objects.filter(repository=repository, name__in=names))}
     return [rows[name] for name in names if name in rows]
 
 
@@ -169,6 +200,104 @@ def tag_siblings(*, tag: Tag) -> list[str]:
     return sorted(
         Tag.objects.filter(repository_id=tag.repository_id, manifest_id=tag.manifest_id).values_list("name", flat=True)
     )
+
+
+ATTESTATION_ENTRY = "attestation-manifest"  # docker buildx: provenance inside the index
+
+
+def is_attestation_entry(entry: IndexEntry) -> bool:
+    return entry.os == "unknown" and entry.architecture == "unknown"
+
+
+@dataclass
+class TagDetail:
+    """Everything the tag page and GET …/tags/{tag}/ show of one tag."""
+
+    tag: Tag
+    manifest: Manifest
+    platforms: list[dict]
+    sharing: list[str]  # the other tags on this digest
+    attachments: list[dict]  # attestations and SBOMs about this image or its platforms
+    last_pulled_at: dt.datetime | None
+
+
+def _platform(manifest: Manifest, os_name: str, arch: str, variant: str) -> dict:
+    details = manifest.details or {}
+    return {
+        "os": os_name,
+        "architecture": arch,
+        "variant": variant,
+        "platform": "/".join(p for p in (os_name, arch, variant) if p),
+        "digest": manifest.digest,
+        "media_type": manifest.media_type,
+        "size": manifest.total_size,
+        "created": manifest.image_created_at,
+        "layers": details.get("layers", []),
+        "labels": manifest.labels,
+        "entrypoint": details.get("entrypoint", []),
+        "cmd": details.get("cmd", []),
+        "exposed_ports": details.get("exposed_ports", []),
+        "env_names": details.get("env_names", []),
+        "details_known": manifest.details_version > 0,
+        "signature_status": manifest.signature_status,
+        "signature_key": manifest.signature_key,
+    }
+
+
+def tag_detail(*, repository: Repository, tag_name: str) -> TagDetail | None:
+    """One tag, fully described: a fixed number of queries whatever the repository's size."""
+    tag = Tag.objects.filter(repository=repository, name=tag_name).select_related("manifest").first()
+    if tag is None:
+        return None
+    manifest = tag.manifest
+    entries = []
+    if manifest.is_index:
+        entries = list(
+            IndexEntry.objects.filter(index=manifest).select_related("child").order_by("os", "architecture", "variant")
+        )
+        platforms = [
+            _platform(e.child, e.os, e.architecture, e.variant) for e in entries if not is_attestation_entry(e)
+        ]
+    else:
+        platforms = [_platform(manifest, manifest.os, manifest.architecture, manifest.variant)]
+    digests = {manifest.digest} | {e.child.digest for e in entries}
+    by_subject: dict[str, list[dict]] = {}
+    for link in ArtifactLink.objects.filter(repository=repository, subject_digest__in=digests).select_related(
+        "artifact"
+    ):
+        for item in link.artifact.artifact.get("attached") or []:
+            by_subject.setdefault(link.subject_digest, []).append(
+                {**item, "artifact": link.artifact.digest, "subject": link.subject_digest}
+            )
+    platform_of = {e.child.digest: e.platform for e in entries}
+    attachments = []
+    for digest in [manifest.digest, *sorted(digests - {manifest.digest})]:
+        for item in by_subject.get(digest, []):
+            attachments.append({**item, "platform": platform_of.get(digest, "")})
+    sharing = sorted(
+        Tag.objects.filter(repository=repository, manifest=manifest).exclude(pk=tag.pk).values_list("name", flat=True)
+    )
+    pulled = [m for m in [manifest, *[e.child for e in entries]] if m.last_pulled_at]
+    return TagDetail(
+        tag=tag,
+        manifest=manifest,
+        platforms=platforms,
+        sharing=sharing,
+        attachments=attachments,
+        last_pulled_at=max((m.last_pulled_at for m in pulled), default=None),
+    )
+
+
+def attachment(*, repository: Repository, artifact_digest: str, layer_digest: str) -> dict | None:
+    """An attestation or SBOM of this repository, by its manifest and blob digests (for the
+    download), if the portal has it linked to an image."""
+    manifest = Manifest.objects.filter(repository=repository, digest=artifact_digest).first()
+    if manifest is None or not ArtifactLink.objects.filter(artifact=manifest).exists():
+        return None
+    for item in manifest.artifact.get("attached") or []:
+        if item.get("layer") == layer_digest:
+            return item
+    return None
 
 
 def repository_grants(*, repository: Repository) -> QuerySet[RepositoryGrant]:

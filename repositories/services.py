@@ -162,6 +162,34 @@ class TagNotInRegistry(Exception):
     """The registry has no such tag (any more): nothing was deleted there."""
 
 
+class AttachmentNotFound(Exception):
+    """No attestation or SBOM of this repository has these digests."""
+
+
+def attachment_open(*, repository: Repository, artifact_digest: str, layer_digest: str):
+    """An attestation or SBOM of the repository, to stream: (what it is, an iterator over its
+    bytes from the registry). Raises AttachmentNotFound, or RegistryError."""
+    from repositories import selectors
+    from repositories.registry import get_client
+    from repositories.registry.client import RegistryNotFound
+
+    item = selectors.attachment(repository=repository, artifact_digest=artifact_digest, layer_digest=layer_digest)
+    if item is None:
+        raise AttachmentNotFound(layer_digest)
+    try:
+        response = get_client().open_blob(repository.full_name, layer_digest)
+    except RegistryNotFound:
+        raise AttachmentNotFound(layer_digest) from None
+
+    def chunks():
+        try:
+            yield from response.iter_content(64 * 1024)
+        finally:
+            response.close()
+
+    return item, chunks()
+
+
 def tag_delete_preview(*, repository: Repository, tag_name: str) -> tuple[str, list[str]]:
     """What deleting this tag would delete, as the registry says now: (digest, every tag on it).
     Raises TagNotInRegistry, or RegistryError when the registry cannot be reached."""

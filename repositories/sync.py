@@ -16,7 +16,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -30,8 +29,10 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.models import Namespace
 from audit.services import audit_record
+from repositories import artifacts, trust
 from repositories.access import split_repository_name
 from repositories.models import (
+    ArtifactLink,
     DailyPulls,
     IndexEntry,
     Manifest,
@@ -51,7 +52,12 @@ log = logging.getLogger(__name__)
 MANIFEST_MEDIA_TYPES = frozenset(
     INDEX_TYPES | {"application/vnd.docker.distribution.manifest.v2+json", "application/vnd.oci.image.manifest.v1+json"}
 )
-ARTIFACT_TAG_RE = re.compile(r"^sha256-([0-9a-f]{64})\.(sig|att|sbom)$")
+IMAGE_CONFIG_TYPES = frozenset(
+    {"application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json"}
+)
+# Manifests stored before the tag page existed lack its details (details_version 0): events and
+# crawls read them again. Raise this when image_details learns something new.
+DETAILS_VERSION = 1
 Status = RegistryEvent.Status
 
 
@@ -440,6 +446,7 @@ class Fetched:
     doc: ManifestDoc
     config: dict = field(default_factory=dict)
     children: list[tuple[dict, Fetched]] = field(default_factory=list)
+    blobs: dict[str, bytes] = field(default_factory=dict)  # signature payloads, attestation envelopes
 
 
 def _namespace_and_name(repository_name: str) -> tuple[Namespace, str]:
@@ -473,7 +480,9 @@ def _resolve_push(event: RegistryEvent) -> PreparedPush:
     if repository is None:
         namespace, name = _namespace_and_name(event.repository)
         return PreparedPush(namespace, name, None, None, None)
-    manifest = Manifest.objects.filter(repository=repository, digest=event.digest).first()
+    manifest = Manifest.objects.filter(
+        repository=repository, digest=event.digest, details_version__gte=DETAILS_VERSION
+    ).first()
     return PreparedPush(repository.namespace, name, repository, manifest, None)
 
 
@@ -598,7 +607,10 @@ def tag_upsert(
     events' timestamps said, except on tags pushed since it started (`unless_pushed_since`): it
     saw them before they changed."""
     artifact = artifact_kind(name)
-    existing = Tag.objects.select_for_update().filter(repository=repository, name=name).first()
+    existing = (
+        Tag.objects.select_for_update().select_related("manifest").filter(repository=repository, name=name).first()
+    )
+    previous = existing.manifest if existing is not None else None
     if existing is None:
         Tag.objects.create(
             repository=repository,
@@ -626,27 +638,21 @@ def tag_upsert(
         existing.save(update_fields=["manifest", "pushed_at", "pushed_by", "source"])
         result = "changed"
     if artifact:
-        refresh_artifact_flags(repository)
+        trust.link_tag(repository=repository, tag_name=name, manifest=manifest, previous=previous)
     return result
 
 
 def artifact_kind(tag_name: str) -> str:
-    match = ARTIFACT_TAG_RE.match(tag_name)
-    return match.group(2) if match else ""
+    """'sig', 'att' or 'sbom' for cosign's tags, 'ref' for the OCI referrers tag, else ''."""
+    match = trust.ARTIFACT_TAG_RE.match(tag_name)
+    return (match.group(2) or "ref") if match else ""
 
 
 def refresh_artifact_flags(repository: Repository) -> None:
-    """Mark the manifests that cosign signature/attestation/SBOM tags refer to."""
-    kinds: dict[str, set[str]] = {}
-    for name in Tag.objects.filter(repository=repository).exclude(artifact="").values_list("name", flat=True):
-        match = ARTIFACT_TAG_RE.match(name)
-        if match:
-            kinds.setdefault(f"sha256:{match.group(1)}", set()).add(match.group(2))
-    for manifest in Manifest.objects.filter(repository=repository):
-        found = kinds.get(manifest.digest, set())
-        flags = {"is_signed": "sig" in found, "has_attestation": "att" in found, "has_sbom": "sbom" in found}
-        if any(getattr(manifest, key) != value for key, value in flags.items()):
-            Manifest.objects.filter(pk=manifest.pk).update(**flags)
+    """After tags went: what a removed cosign tag brought to its image goes too, and those
+    images are judged again (what went with removed manifests, remove_unreferenced_manifests
+    already handled)."""
+    trust.refresh(repository=repository, digests=trust.prune_tag_links(repository))
 
 
 def fetch_manifest(client: RegistryClient, repository_name: str, digest: str) -> Fetched:
@@ -658,15 +664,21 @@ def fetch_manifest(client: RegistryClient, repository_name: str, digest: str) ->
             if isinstance(entry, dict) and isinstance(entry.get("digest"), str)
         ]
         return Fetched(doc, {}, children)
-    config_digest = (doc.data.get("config") or {}).get("digest")
-    config = client.get_config(repository_name, config_digest) if config_digest else {}
-    return Fetched(doc, config, [])
+    config_ref = doc.data.get("config") if isinstance(doc.data.get("config"), dict) else {}
+    config_digest = config_ref.get("digest")
+    # An artifact's config may be anything (OCI 1.1): only image configs are read, as JSON.
+    is_image_config = config_ref.get("mediaType") in IMAGE_CONFIG_TYPES
+    config = client.get_config(repository_name, config_digest) if config_digest and is_image_config else {}
+    blobs = {digest: client.get_blob(repository_name, digest) for digest in artifacts.blobs_to_read(doc.data)}
+    return Fetched(doc, config, [], blobs)
 
 
 def store_manifest(repository: Repository, fetched: Fetched) -> Manifest:
     doc = fetched.doc
     existing = Manifest.objects.filter(repository=repository, digest=doc.digest).first()
     if existing is not None:
+        if existing.details_version < DETAILS_VERSION:
+            _fill_details(repository, existing, fetched)
         return existing
     if doc.is_index:
         children = [(entry, store_manifest(repository, child)) for entry, child in fetched.children]
@@ -676,6 +688,7 @@ def store_manifest(repository: Repository, fetched: Fetched) -> Manifest:
             media_type=doc.media_type,
             total_size=sum(child.total_size for _, child in children),
             annotations=_str_dict(doc.data.get("annotations")),
+            details_version=DETAILS_VERSION,
         )
         for entry, child in children:
             platform = entry.get("platform") or {}
@@ -686,20 +699,26 @@ def store_manifest(repository: Repository, fetched: Fetched) -> Manifest:
                     "os": str(platform.get("os", ""))[:32],
                     "architecture": str(platform.get("architecture", ""))[:32],
                     "variant": str(platform.get("variant", ""))[:32],
-                    "size": int(entry.get("size") or 0),
+                    "size": _int(entry.get("size")),
                 },
             )
+            subject = artifacts.buildx_subject(entry)  # buildx provenance/SBOM inside the index
+            if subject and trust.link(
+                repository=repository, artifact=child, subject_digest=subject, via=ArtifactLink.Via.SUBJECT
+            ):
+                trust.refresh(repository=repository, digests={subject})
+        _judge_new(repository, manifest)
         return manifest
     config = fetched.config
     layers = [layer for layer in doc.data.get("layers") or [] if isinstance(layer, dict)]
-    config_ref = doc.data.get("config") or {}
+    config_ref = doc.data.get("config") if isinstance(doc.data.get("config"), dict) else {}
     inner = config.get("config") if isinstance(config.get("config"), dict) else {}
-    created = parse_datetime(config["created"]) if isinstance(config.get("created"), str) else None
-    return Manifest.objects.create(
+    created = _parse_time(config.get("created"))
+    manifest = Manifest.objects.create(
         repository=repository,
         digest=doc.digest,
         media_type=doc.media_type,
-        total_size=int(config_ref.get("size") or 0) + sum(int(layer.get("size") or 0) for layer in layers),
+        total_size=_int(config_ref.get("size")) + sum(_int(layer.get("size")) for layer in layers),
         config_digest=str(config_ref.get("digest", ""))[:150],
         os=str(config.get("os", ""))[:32],
         architecture=str(config.get("architecture", ""))[:32],
@@ -708,7 +727,67 @@ def store_manifest(repository: Repository, fetched: Fetched) -> Manifest:
         labels=_str_dict(inner.get("Labels")),
         annotations=_str_dict(doc.data.get("annotations")),
         layer_count=len(layers),
+        details=artifacts.image_details(doc.data, config),
+        details_version=DETAILS_VERSION,
+        artifact=artifacts.artifact_content(doc.data, fetched.blobs),
     )
+    _link_subject(repository, manifest, doc)
+    _judge_new(repository, manifest)
+    return manifest
+
+
+def _fill_details(repository: Repository, manifest: Manifest, fetched: Fetched) -> None:
+    """A manifest stored before the tag page's details were read: read them now."""
+    doc = fetched.doc
+    if doc.is_index:
+        for _, child in fetched.children:
+            store_manifest(repository, child)
+        values = {"details_version": DETAILS_VERSION}
+    else:
+        values = {
+            "details": artifacts.image_details(doc.data, fetched.config),
+            "artifact": artifacts.artifact_content(doc.data, fetched.blobs),
+            "details_version": DETAILS_VERSION,
+        }
+    Manifest.objects.filter(pk=manifest.pk).update(**values)
+    for key, value in values.items():
+        setattr(manifest, key, value)
+    _link_subject(repository, manifest, doc)
+    for name in (
+        Tag.objects.filter(repository=repository, manifest=manifest).exclude(artifact="").values_list("name", flat=True)
+    ):
+        trust.link_tag(repository=repository, tag_name=name, manifest=manifest, previous=None)
+
+
+def _link_subject(repository: Repository, manifest: Manifest, doc: ManifestDoc) -> None:
+    """An OCI 1.1 referrer (a signature, attestation or SBOM with a `subject`): its image gets it."""
+    subject = artifacts.subject_of(doc.data)
+    if subject and trust.link(
+        repository=repository, artifact=manifest, subject_digest=subject, via=ArtifactLink.Via.SUBJECT
+    ):
+        trust.refresh(repository=repository, digests={subject})
+
+
+def _judge_new(repository: Repository, manifest: Manifest) -> None:
+    """An image whose signatures arrived before it did (a crawl's order, or events out of order)."""
+    if ArtifactLink.objects.filter(repository=repository, subject_digest=manifest.digest).exists():
+        trust.refresh(repository=repository, digests={manifest.digest})
+
+
+def _int(value) -> int:
+    try:
+        return max(int(value or 0), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _parse_time(value) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_datetime(value)
+    except (ValueError, OverflowError):
+        return None
 
 
 def _str_dict(value) -> dict[str, str]:
@@ -724,6 +803,11 @@ def _apply_pull(event: RegistryEvent) -> None:
     if repository is None:
         return  # pulls of repositories the portal does not know are not counted
     Repository.objects.filter(pk=repository.pk).update(pull_count=F("pull_count") + 1)
+    if event.digest:
+        pulled_at = min(event.timestamp or timezone.now(), timezone.now())
+        Manifest.objects.filter(repository=repository, digest=event.digest).filter(
+            Q(last_pulled_at__isnull=True) | Q(last_pulled_at__lt=pulled_at)
+        ).update(last_pulled_at=pulled_at)
     day = (event.timestamp or timezone.now()).astimezone(dt.UTC).date()
     if not DailyPulls.objects.filter(repository=repository, day=day).update(count=F("count") + 1):
         try:
@@ -786,10 +870,13 @@ def remove_unreferenced_manifests(repository: Repository) -> int:
     """Drop manifests no tag and no index of this repository refers to any more (an index's
     platform manifests become unreferenced when the index goes, hence the loop)."""
     removed = 0
+    judged_again: set[str] = set()
     for _ in range(3):  # manifest -> index -> platform manifests: three levels at most
         batch = list(Manifest.objects.filter(repository=repository, tags__isnull=True, index_entries__isnull=True))
         if not batch:
             break
+        judged_again |= trust.subjects_of(batch)  # signatures and attachments going with them
         Manifest.objects.filter(pk__in=[m.pk for m in batch]).delete()
         removed += len(batch)
+    trust.refresh(repository=repository, digests=judged_again)
     return removed

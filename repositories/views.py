@@ -4,13 +4,14 @@ ones the API calls). Private and missing repositories are the same 404."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import F, Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -113,10 +114,14 @@ def _repository_context(request: HttpRequest, repository: Repository, decision, 
 # Sub-pages before "/-/" existed: /r/acme/web/tags/ is acme/web's tags page, unless a repository
 # called acme/web/tags exists (then that repository wins; its pages are all reachable).
 OLD_SUBPAGES = {"tags": "repository-tags", "settings": "repository-settings"}
+OLD_TAG_PAGE = re.compile(r"^(?P<parent>.+)/tags/(?P<tag>[a-z0-9_][a-z0-9_.-]{0,127})$")
 
 
 def repository_detail(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
     parent, _, last = name.rpartition("/")
+    old_tag = OLD_TAG_PAGE.match(name)
+    if old_tag and not selectors.visible_repository_exists(actor=_actor(request), full_name=f"{namespace}/{name}"):
+        return redirect("tag-detail", namespace=namespace, name=old_tag["parent"], tag=old_tag["tag"], permanent=True)
     if parent and last in OLD_SUBPAGES:
         exists = selectors.visible_repository_exists(actor=_actor(request), full_name=f"{namespace}/{name}")
         if not exists:
@@ -135,9 +140,7 @@ def repository_detail(request: HttpRequest, namespace: str, name: str) -> HttpRe
         can_push=decision.allows(Level.WRITE),
     )
     context["activity"] = audit_selectors.repository_activity(actor=_actor(request), repository=repository, limit=20)
-    context["latest_tags"] = selectors.tags_by_name(
-        repository=repository, names=selectors.tag_page_names(repository=repository, ordering="newest")[:5]
-    )
+    context["latest_tags"] = selectors.tag_list(repository=repository, ordering="newest")[:5]
     return render(request, "repositories/detail.html", context)
 
 
@@ -147,16 +150,58 @@ def repository_tags(request: HttpRequest, namespace: str, name: str) -> HttpResp
     if ordering not in ("newest", "name", "version"):
         ordering = "newest"
     name_filter = query_param(request.GET, "name", 128)
-    names = selectors.tag_page_names(repository=repository, ordering=ordering, name_filter=name_filter)
-    page = Paginator(names, 25).get_page(request.GET.get("page"))
+    platform = query_param(request.GET, "platform", 100)
+    tags = selectors.tag_list(repository=repository, ordering=ordering, name_filter=name_filter, platform=platform)
+    page = Paginator(tags, 25).get_page(request.GET.get("page"))
     context = _repository_context(request, repository, decision, "tags")
     context.update(
         page=page,
-        tags=selectors.tags_by_name(repository=repository, names=list(page.object_list)),
+        tags=page.object_list,
         sort=ordering,
         name_filter=name_filter,
+        platform=platform,
+        platforms=selectors.repository_platforms(repository=repository),
     )
     return render(request, "repositories/tags.html", context)
+
+
+def tag_detail(request: HttpRequest, namespace: str, name: str, tag: str) -> HttpResponse:
+    """One tag, fully described: per platform its digest, size, layers (with the history line
+    that made each), config; the tags sharing its digest; signatures checked against the
+    namespace's trusted keys; attestations and SBOMs to download; pull commands."""
+    repository, decision = _repository(request, namespace, name)
+    detail = selectors.tag_detail(repository=repository, tag_name=tag)
+    if detail is None:
+        raise Http404("No such tag.")
+    context = _repository_context(request, repository, decision, "tags")
+    context.update(detail=detail, tag=detail.tag, manifest=detail.manifest)
+    return render(request, "repositories/tag_detail.html", context)
+
+
+ATTACHMENT_EXTENSIONS = {"json": ".json", "xml": ".xml", "spdx": ".spdx"}
+
+
+def attachment_download(request: HttpRequest, namespace: str, name: str, artifact: str, layer: str) -> HttpResponse:
+    """An attestation or SBOM, streamed from the registry to whoever may read the repository."""
+    repository, _ = _repository(request, namespace, name)
+    try:
+        item, chunks = services.attachment_open(repository=repository, artifact_digest=artifact, layer_digest=layer)
+    except services.AttachmentNotFound:
+        raise Http404("No such attestation or SBOM.") from None
+    except RegistryError:
+        return render(request, "503.html", {"message": "The registry could not be reached."}, status=503)
+    return attachment_response(item, chunks, f"{repository.name.replace('/', '-')}-{layer[7:19]}")
+
+
+def attachment_response(item: dict, chunks, stem: str) -> StreamingHttpResponse:
+    media_type = item.get("media_type") or "application/octet-stream"
+    suffix = media_type.rsplit("+", 1)[-1] if "+" in media_type else media_type.rsplit("/", 1)[-1]
+    response = StreamingHttpResponse(chunks, content_type=media_type)
+    response["Content-Disposition"] = f'attachment; filename="{stem}{ATTACHMENT_EXTENSIONS.get(suffix, "")}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    if item.get("size"):
+        response["Content-Length"] = str(item["size"])
+    return response
 
 
 @login_required

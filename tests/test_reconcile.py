@@ -210,12 +210,16 @@ def test_descriptions_come_from_image_labels_until_a_person_edits_them(quiet, cl
     assert not repository.description_from_image
 
 
-def test_a_cosign_signature_tag_marks_the_image_signed_and_is_flagged(quiet, client, alice, tmp_path):
+def test_a_signature_tag_that_holds_no_signature_signs_nothing_and_is_hidden(quiet, client, alice, tmp_path):
+    """A tag named like cosign's (sha256-<hex>.sig) but holding an ordinary image: the tag is an
+    artifact (hidden from lists), and the image is not signed (tests/test_signatures.py pushes
+    real cosign signatures)."""
     image = put(quiet, tmp_path, "alice/signed:1.0", "signed")
     signature_tag = image.top.digest.replace("sha256:", "sha256-") + ".sig"
     put(quiet, tmp_path, f"alice/signed:{signature_tag}", "signature-payload")
     reconcile(client=client)
     signed = Tag.objects.select_related("manifest").get(repository__name="signed", name="1.0")
-    assert signed.manifest.is_signed
+    assert not signed.manifest.is_signed
+    assert signed.manifest.signature_status == "unsigned"
     assert signed.artifact == ""
     assert Tag.objects.get(repository__name="signed", name=signature_tag).artifact == "sig"

@@ -20,6 +20,7 @@ class Event(models.TextChoices):
     REPOSITORY_CREATED = "repository_created", "Repository created"
     REPOSITORY_DELETED = "repository_deleted", "Repository deleted"
     VISIBILITY_CHANGED = "visibility_changed", "Visibility changed"
+    SIGNATURE = "signature", "Signature verdict changed"
     PING = "ping", "Test (ping)"
 
 

@@ -62,8 +62,9 @@ def push_payload(repository: Repository, tag: Tag) -> dict[str, Any]:
             "pushed_at": int(tag.pushed_at.timestamp()),
             "digest": manifest.digest,
             "media_type": manifest.media_type,
-            "platforms": [p for p in platforms if p],
+            "platforms": [p for p in platforms if p and p != "unknown/unknown"],
             "images": [],
+            "signature": {"status": manifest.signature_status, "key": manifest.signature_key or None},
         },
         "repository": repository_payload(repository),
     }

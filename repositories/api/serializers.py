@@ -3,6 +3,7 @@ full_description, is_private, star_count, pull_count, last_updated, date_registe
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import Level
@@ -66,6 +67,11 @@ class PlatformSerializer(serializers.Serializer):
     size = serializers.IntegerField()
 
 
+class SignatureVerdictSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["verified", "untrusted", "invalid", "unsigned"])
+    key = serializers.CharField(allow_null=True, help_text="the trusted key that verified it")
+
+
 class TagSerializer(serializers.ModelSerializer):
     digest = serializers.CharField(source="manifest.digest")
     media_type = serializers.CharField(source="manifest.media_type")
@@ -73,6 +79,7 @@ class TagSerializer(serializers.ModelSerializer):
     last_pushed = serializers.DateTimeField(source="pushed_at")
     last_pusher_username = serializers.CharField(source="pushed_by")
     is_signed = serializers.BooleanField(source="manifest.is_signed")
+    signature = serializers.SerializerMethodField()
     images = serializers.SerializerMethodField()
 
     class Meta:
@@ -85,10 +92,15 @@ class TagSerializer(serializers.ModelSerializer):
             "last_pushed",
             "last_pusher_username",
             "is_signed",
+            "signature",
             "artifact",
             "images",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(SignatureVerdictSerializer)
+    def get_signature(self, obj: Tag) -> dict:
+        return {"status": obj.manifest.signature_status, "key": obj.manifest.signature_key or None}
 
     def get_images(self, obj: Tag) -> list[dict]:
         manifest = obj.manifest
@@ -102,6 +114,7 @@ class TagSerializer(serializers.ModelSerializer):
                     "size": e.child.total_size,
                 }
                 for e in manifest.entries.all()
+                if e.os != "unknown"  # buildx attestation manifests are not platforms
             ]
         return [
             {
@@ -112,6 +125,77 @@ class TagSerializer(serializers.ModelSerializer):
                 "size": manifest.total_size,
             }
         ]
+
+
+class LayerSerializer(serializers.Serializer):
+    digest = serializers.CharField()
+    size = serializers.IntegerField()
+    created_by = serializers.CharField(help_text="the config history's line that made the layer; may be empty")
+
+
+class PlatformDetailSerializer(serializers.Serializer):
+    os = serializers.CharField()
+    architecture = serializers.CharField()
+    variant = serializers.CharField(allow_blank=True)
+    digest = serializers.CharField()
+    size = serializers.IntegerField(help_text="compressed: config and layers")
+    created = serializers.DateTimeField(allow_null=True)
+    layers = LayerSerializer(many=True)
+    labels = serializers.DictField(child=serializers.CharField())
+    entrypoint = serializers.ListField(child=serializers.CharField())
+    cmd = serializers.ListField(child=serializers.CharField())
+    exposed_ports = serializers.ListField(child=serializers.CharField())
+    env_names = serializers.ListField(child=serializers.CharField(), help_text="names only: values may be secrets")
+
+
+class PullCommandsSerializer(serializers.Serializer):
+    tag = serializers.CharField()
+    digest = serializers.CharField()
+
+
+class AttestationSerializer(serializers.Serializer):
+    type = serializers.CharField(help_text="an in-toto predicate type, or an SBOM's media type")
+    kind = serializers.ChoiceField(choices=["attestation", "sbom"])
+    format = serializers.CharField()
+    platform = serializers.CharField(allow_blank=True, help_text="the platform it is about; empty: the image")
+    builder = serializers.CharField(allow_blank=True, help_text="SLSA provenance: the builder id")
+    source_repository = serializers.CharField(allow_blank=True, help_text="SLSA provenance: the source")
+    digest = serializers.CharField()
+    size = serializers.IntegerField()
+    download_url = serializers.CharField()
+
+
+class TagDetailSerializer(serializers.Serializer):
+    """One tag, fully described (the tag page's data)."""
+
+    name = serializers.CharField()
+    digest = serializers.CharField()
+    media_type = serializers.CharField()
+    platforms = PlatformDetailSerializer(many=True)
+    tags_sharing_digest = serializers.ListField(child=serializers.CharField())
+    pushed_at = serializers.DateTimeField()
+    pushed_by = serializers.CharField(allow_blank=True)
+    last_pulled_at = serializers.DateTimeField(allow_null=True)
+    pull_commands = PullCommandsSerializer()
+    signature = SignatureVerdictSerializer()
+    attestations = AttestationSerializer(many=True)
+    # As in the tag list, for scripts written against it:
+    full_size = serializers.IntegerField()
+    last_pushed = serializers.DateTimeField()
+    last_pusher_username = serializers.CharField(allow_blank=True)
+    is_signed = serializers.BooleanField()
+    artifact = serializers.CharField(allow_blank=True)
+    images = PlatformSerializer(many=True)
+
+
+class SigningKeySerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    name = serializers.CharField(max_length=100)
+    public_key = serializers.CharField(help_text="PEM: ECDSA (P-256, P-384, P-521), RSA (2048 bits or more), Ed25519")
+    fingerprint = serializers.CharField(read_only=True, help_text="SHA-256 of the DER public key, hex")
+    algorithm = serializers.CharField(read_only=True)
+    added_by = serializers.CharField(read_only=True, allow_null=True)
+    created_at = serializers.DateTimeField(read_only=True)
 
 
 class TagDeleteResultSerializer(serializers.Serializer):

@@ -16,6 +16,11 @@ R = rf"^repositories/{NS}/{NAME}"
 S = rf"^repositories/{NS}/(?P<name>[a-z0-9][a-z0-9._-]*(?:/[a-z0-9][a-z0-9._-]*)*)/-"
 TAG = r"(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})"
 
+
+def _digest(group: str) -> str:
+    return rf"(?P<{group}>sha256:[0-9a-f]{{64}})"
+
+
 urlpatterns = [
     path("repositories/", views.RepositoryListView.as_view(), name="api-repositories"),
     re_path(rf"{S}/tags/{TAG}/$", views.TagDetailView.as_view(), name="api-tag-separated"),
@@ -24,6 +29,11 @@ urlpatterns = [
     re_path(rf"{S}/permissions/$", views.PermissionListView.as_view()),
     re_path(rf"{S}/star/$", views.StarView.as_view()),
     re_path(rf"{S}/pulls/$", views.PullsView.as_view()),
+    re_path(
+        rf"{S}/attachments/{_digest('artifact')}/{_digest('layer')}/$",
+        views.AttachmentView.as_view(),
+        name="api-attachment-separated",
+    ),
     re_path(rf"{S}/$", views.RepositoryDetailView.as_view(), name="api-repository-separated"),
     re_path(rf"{R}/tags/{TAG}/$", views.TagDetailView.as_view(), name="api-tag"),
     re_path(rf"{R}/tags/$", views.TagListView.as_view(), name="api-tags"),
@@ -31,6 +41,17 @@ urlpatterns = [
     re_path(rf"{R}/permissions/$", views.PermissionListView.as_view(), name="api-permissions"),
     re_path(rf"{R}/star/$", views.StarView.as_view(), name="api-star"),
     re_path(rf"{R}/pulls/$", views.PullsView.as_view(), name="api-pulls"),
+    re_path(
+        rf"{R}/attachments/{_digest('artifact')}/{_digest('layer')}/$",
+        views.AttachmentView.as_view(),
+        name="api-attachment",
+    ),
     re_path(rf"{R}/$", views.RepositoryDetailView.as_view(), name="api-repository"),
     re_path(rf"^repositories/{NS}/$", views.NamespaceRepositoryListView.as_view(), name="api-namespace-repositories"),
+    path("namespaces/<str:namespace>/signing-keys/", views.SigningKeyListView.as_view(), name="api-signing-keys"),
+    path(
+        "namespaces/<str:namespace>/signing-keys/<int:key_id>/",
+        views.SigningKeyDetailView.as_view(),
+        name="api-signing-key",
+    ),
 ]

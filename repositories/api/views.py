@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import math
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, generics, serializers, status
@@ -19,7 +22,7 @@ from accounts.api.authentication import api_actor
 from accounts.models import Level, Namespace, Robot, Team, User, Visibility
 from portal.pagination import WindowCountPagination
 from portal.params import query_param
-from repositories import access, selectors, services
+from repositories import access, selectors, services, trust
 from repositories.api.serializers import (
     LEVEL_NAMES,
     DailyPullsSerializer,
@@ -29,10 +32,12 @@ from repositories.api.serializers import (
     RepositoryDetailSerializer,
     RepositorySerializer,
     RepositoryWriteSerializer,
+    SigningKeySerializer,
     TagDeleteResultSerializer,
+    TagDetailSerializer,
     TagSerializer,
 )
-from repositories.models import Repository, RepositoryGrant
+from repositories.models import Repository, RepositoryGrant, SigningKey
 
 
 def _param(request: Request, name: str, limit: int = 100, default: str = "") -> str:
@@ -154,32 +159,101 @@ class TagListView(generics.ListAPIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("ordering", str, enum=["newest", "oldest", "name", "version"]),
+            OpenApiParameter(
+                "ordering",
+                str,
+                enum=["newest", "oldest", "name", "version"],
+                description="version: highest version first; a leading v ignored, numbers as numbers, "
+                "pre-releases below their release, suffixed builds (-alpine) after the plain version, "
+                "names that are not versions (latest, main) last",
+            ),
             OpenApiParameter("name", str, description="tags whose name contains this"),
             OpenApiParameter("artifacts", bool, description="include cosign .sig/.att/.sbom tags"),
+            OpenApiParameter("platform", str, description="only tags with an image for os/arch[/variant]"),
         ]
     )
     def get(self, request: Request, namespace: str, name: str) -> Response:
         repository = _repository(request, namespace, name)
-        names = selectors.tag_page_names(
+        tags = selectors.tag_list(
             repository=repository,
             ordering=_param(request, "ordering", default="newest"),
             name_filter=_param(request, "name", 128),
             artifacts=_param(request, "artifacts").lower() in ("1", "true", "yes"),
+            platform=_param(request, "platform"),
         )
-        page = self.paginate_queryset(names)
-        tags = selectors.tags_by_name(repository=repository, names=page)
-        return self.get_paginated_response(TagSerializer(tags, many=True).data)
+        page = self.paginate_queryset(tags)
+        return self.get_paginated_response(TagSerializer(page, many=True).data)
+
+
+def _attachment_url(request: Request, repository: Repository, item: dict) -> str:
+    path = reverse(
+        "api-attachment-separated",
+        kwargs={
+            "namespace": repository.namespace.name,
+            "name": repository.name,
+            "artifact": item["artifact"],
+            "layer": item["layer"],
+        },
+    )
+    return request.build_absolute_uri(path)
+
+
+def tag_detail_data(request: Request, repository: Repository, detail: selectors.TagDetail) -> dict:
+    tag, manifest = detail.tag, detail.manifest
+    reference = f"{settings.REGISTRY_PUBLIC_HOST}/{repository.full_name}"
+    return {
+        "name": tag.name,
+        "digest": manifest.digest,
+        "media_type": manifest.media_type,
+        "platforms": [
+            {**p, "layers": [{**layer, "created_by": layer.get("created_by", "")} for layer in p["layers"]]}
+            for p in detail.platforms
+        ],
+        "tags_sharing_digest": detail.sharing,
+        "pushed_at": tag.pushed_at,
+        "pushed_by": tag.pushed_by,
+        "last_pulled_at": detail.last_pulled_at,
+        "pull_commands": {
+            "tag": f"docker pull {reference}:{tag.name}",
+            "digest": f"docker pull {reference}@{manifest.digest}",
+        },
+        "signature": trust.verdict(manifest),
+        "attestations": [
+            {
+                "type": item.get("type", ""),
+                "kind": item.get("kind", "attestation"),
+                "format": item.get("format", ""),
+                "platform": item.get("platform", ""),
+                "builder": item.get("builder", ""),
+                "source_repository": item.get("source", ""),
+                "digest": item["layer"],
+                "size": item.get("size", 0),
+                "download_url": _attachment_url(request, repository, item),
+            }
+            for item in detail.attachments
+        ],
+        "full_size": manifest.total_size,
+        "last_pushed": tag.pushed_at,
+        "last_pusher_username": tag.pushed_by,
+        "is_signed": manifest.is_signed,
+        "artifact": tag.artifact,
+        "images": [{k: p[k] for k in ("os", "architecture", "variant", "digest", "size")} for p in detail.platforms],
+    }
 
 
 class TagDetailView(APIView):
-    @extend_schema(responses=TagSerializer)
+    @extend_schema(responses=TagDetailSerializer)
     def get(self, request: Request, namespace: str, name: str, tag: str) -> Response:
+        """The tag, fully described: per platform its digest, size, creation time, layers (with
+        the history line that made each), labels, entrypoint, cmd, exposed ports and environment
+        variable names; the tags sharing its digest; who pushed it, when, when it was last
+        pulled; pull commands; the signature verdict against the namespace's trusted keys; its
+        attestations and SBOMs, each with a download URL."""
         repository = _repository(request, namespace, name)
-        found = selectors.tags_by_name(repository=repository, names=[tag])
-        if not found:
+        detail = selectors.tag_detail(repository=repository, tag_name=tag)
+        if detail is None:
             raise exceptions.NotFound("No such tag.")
-        return Response(TagSerializer(found[0]).data)
+        return Response(TagDetailSerializer(tag_detail_data(request, repository, detail)).data)
 
     @extend_schema(
         parameters=[
@@ -330,3 +404,91 @@ class DockerSearchView(APIView):
                 ],
             }
         )
+
+
+class AttachmentView(APIView):
+    """An attestation or SBOM of the repository, streamed from the registry (its download_url)."""
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    def get(self, request: Request, namespace: str, name: str, artifact: str, layer: str):
+        from repositories.registry.client import RegistryError
+        from repositories.views import attachment_response
+
+        repository = _repository(request, namespace, name)
+        try:
+            item, chunks = services.attachment_open(repository=repository, artifact_digest=artifact, layer_digest=layer)
+        except services.AttachmentNotFound:
+            raise exceptions.NotFound("No such attestation or SBOM.") from None
+        except RegistryError:
+            return Response(
+                {"detail": "The registry could not be reached."}, status=status.HTTP_503_SERVICE_UNAVAILABLE
+            )
+        return attachment_response(item, chunks, f"{repository.name.replace('/', '-')}-{layer[7:19]}")
+
+
+# --- trusted signing keys ----------------------------------------------------------------------
+
+
+def _managed_namespace(request: Request, namespace: str) -> Namespace:
+    found = Namespace.objects.filter(name=namespace).select_related("organization").first()
+    actor = api_actor(request)
+    if found is None:
+        raise exceptions.NotFound("No such namespace.")
+    if actor.is_anonymous:
+        raise exceptions.NotAuthenticated()
+    if not access.may_manage_namespace(actor, found):
+        raise exceptions.PermissionDenied(
+            "A namespace's signing keys are for its admins (an organization's owners, a user for their own), "
+            "signed in or with a token of scope delete that reaches the namespace."
+        )
+    return found
+
+
+def _key_data(key: SigningKey) -> dict:
+    return {
+        "id": key.pk,
+        "name": key.name,
+        "public_key": key.public_key,
+        "fingerprint": key.fingerprint,
+        "algorithm": key.algorithm,
+        "added_by": key.added_by.username if key.added_by_id else None,
+        "created_at": key.created_at,
+    }
+
+
+class SigningKeyListView(APIView):
+    """The public keys whose cosign signatures this namespace trusts. Adding or removing one
+    checks every signed image of the namespace again."""
+
+    @extend_schema(responses=SigningKeySerializer(many=True))
+    def get(self, request: Request, namespace: str) -> Response:
+        found = _managed_namespace(request, namespace)
+        keys = SigningKey.objects.filter(namespace=found).select_related("added_by").order_by("name")
+        return Response([_key_data(key) for key in keys])
+
+    @extend_schema(request=SigningKeySerializer, responses={201: SigningKeySerializer})
+    def post(self, request: Request, namespace: str) -> Response:
+        found = _managed_namespace(request, namespace)
+        data = SigningKeySerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            key = trust.signing_key_add(
+                namespace=found,
+                name=data.validated_data["name"],
+                public_key=data.validated_data["public_key"],
+                actor=request.user,
+            )
+        except ValidationError as exc:
+            raise exceptions.ValidationError(exc.message_dict) from None
+        return Response(_key_data(key), status=status.HTTP_201_CREATED)
+
+
+class SigningKeyDetailView(APIView):
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, namespace: str, key_id: int) -> Response:
+        found = _managed_namespace(request, namespace)
+        key = SigningKey.objects.filter(namespace=found, pk=key_id).first()
+        if key is None:
+            raise exceptions.NotFound("No such key.")
+        trust.signing_key_delete(key=key, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -115,7 +115,14 @@ class RegistryClient:
         return token
 
     def _request(
-        self, method: str, path: str, scopes: tuple[str, ...], *, headers: dict | None = None, ok=(200,)
+        self,
+        method: str,
+        path: str,
+        scopes: tuple[str, ...],
+        *,
+        headers: dict | None = None,
+        ok=(200,),
+        stream: bool = False,
     ) -> requests.Response:
         url = path if path.startswith("http") else f"{self.base_url}{path}"
         all_headers = dict(headers or {})
@@ -131,7 +138,7 @@ class RegistryClient:
                 self.counts[kind] += 1
             try:
                 response = self.session.request(
-                    method, url, headers=all_headers, timeout=self.timeout, allow_redirects=False
+                    method, url, headers=all_headers, timeout=self.timeout, allow_redirects=False, stream=stream
                 )
             except requests.RequestException as exc:
                 if attempt > self.retries:
@@ -257,6 +264,23 @@ class RegistryClient:
         if digest.startswith("sha256:") and "sha256:" + hashlib.sha256(body).hexdigest() != digest:
             raise RegistryResponseError(f"blob {digest}: content does not match its digest")
         return body
+
+    def open_blob(self, name: str, digest: str) -> requests.Response:
+        """A blob to stream (an SBOM or attestation to download): the response, open; the caller
+        reads it with iter_content and closes it. Redirects to object storage are followed
+        without our token."""
+        response = self._request("GET", f"/v2/{_path(name)}/blobs/{digest}", _pull(name), ok=(200, 307), stream=True)
+        if response.status_code == 307:
+            location = response.headers["Location"]
+            response.close()
+            response = self.session.get(location, timeout=self.timeout, stream=True)
+            with self._lock:
+                self.requests_made += 1
+                self.counts["GET blob (storage)"] += 1
+            if response.status_code != 200:
+                response.close()
+                raise RegistryResponseError(f"GET blob {digest} from storage: {response.status_code}")
+        return response
 
     def get_config(self, name: str, digest: str) -> dict:
         try:

@@ -152,6 +152,10 @@ def describe(event) -> str:
         return f"{who} gave the robot {target} a new secret"
     if action == "robot.delete":
         return f"{who} deleted the robot {target}"
+    if action in ("signing_key.add", "signing_key.delete"):
+        key = escape(event.target_name.split(":", 1)[-1])
+        verb = "trusted" if action == "signing_key.add" else "stopped trusting"
+        return f"{who} {verb} the signing key {key} for {escape(event.namespace)}"
     if action == "organization.create":
         return f"{who} created the organization {escape(event.namespace)}"
     if action == "organization.update":
