@@ -210,8 +210,10 @@ DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "dockyard@localhost")
 REDIS_URL = os.getenv("REDIS_URL", "redis://127.0.0.1:6379/0")
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Short timeouts and a breaker (portal/cache.py): a hung Redis fails fast, not slowly.
+        "BACKEND": "portal.cache.BreakerRedisCache",
         "LOCATION": os.getenv("CACHE_URL", REDIS_URL),
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
     }
 }
 
@@ -291,8 +293,10 @@ LOGGING = {
 
 # When Redis is down, enqueueing must fail fast (the event row stays pending for the sweep)
 # instead of holding the registry's notification request open.
-CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+# A hung Redis (stopped, not gone) holds a publish for the socket timeout: keep it short, so the
+# events endpoint answers well inside the registry's 5 s (its events wait for the sweep).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 1}
 CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 2
 REGISTRY_HTTP_SECRET = envsecret("REGISTRY_HTTP_SECRET", "secrets/registry_http_secret")
 
@@ -322,6 +326,10 @@ except ValueError as exc:
 SYNC_INTERVAL_SECONDS = envint("SYNC_INTERVAL_SECONDS", "600", minimum=0)  # 0: no scheduled crawl
 SYNC_CONCURRENCY = envint("SYNC_CONCURRENCY", "4", minimum=1)
 SYNC_PAGE_SIZE = envint("SYNC_PAGE_SIZE", "100", minimum=1)
+# A crawl whose process stopped beating this long ago (killed mid-crawl) is abandoned, and the
+# next crawl starts. Its process beats every SYNC_HEARTBEAT_SECONDS while it crawls.
+SYNC_RUN_STALE_SECONDS = envint("SYNC_RUN_STALE_SECONDS", "90", minimum=10)
+SYNC_HEARTBEAT_SECONDS = max(1, min(10, SYNC_RUN_STALE_SECONDS // 6))
 # A crawl removes at most this share of the portal's tags (but always up to the minimum) on its
 # own; more, or any removal when the catalog is empty, waits for an operator.
 SYNC_REMOVAL_THRESHOLD_PERCENT = envint("SYNC_REMOVAL_THRESHOLD_PERCENT", "10", minimum=0)

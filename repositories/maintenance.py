@@ -24,8 +24,12 @@ def crawl_due(now: dt.datetime | None = None) -> bool:
     if not settings.SYNC_INTERVAL_SECONDS:
         return False
     now = now or timezone.now()
-    if SyncRun.objects.filter(status=SyncRun.Status.RUNNING).exists():
-        return False
+    alive_since = now - dt.timedelta(seconds=settings.SYNC_RUN_STALE_SECONDS)
+    running = SyncRun.objects.filter(status=SyncRun.Status.RUNNING)
+    if running.filter(
+        Q(heartbeat_at__gt=alive_since) | Q(heartbeat_at__isnull=True, started_at__gt=alive_since)
+    ).exists():
+        return False  # a crawl is running (one whose process stopped reporting is taken over)
     since = now - dt.timedelta(seconds=settings.SYNC_INTERVAL_SECONDS)
     return not SyncRun.objects.filter(repository="", dry_run=False, started_at__gt=since).exists()
 

@@ -466,6 +466,9 @@ class SyncRun(models.Model):
         REGISTRY_RESTART = "restart", "Registry restarted"
 
     started_at = models.DateTimeField(default=timezone.now)
+    # Written every few seconds by the process that crawls: a run whose heartbeat stopped (its
+    # worker was killed) no longer holds the lock.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
     repository = models.CharField(max_length=255, blank=True, help_text="empty: the whole registry")

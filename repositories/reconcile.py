@@ -19,13 +19,15 @@ Safety (DESIGN.md section 5: the registry is the truth, but a crawl sees it only
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, connections, transaction
+from django.db import DatabaseError, IntegrityError, close_old_connections, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -53,7 +55,30 @@ log = logging.getLogger(__name__)
 SYNC_ACTOR = "registry sync"
 # A 'running' crawl older than this died without saying so (a killed worker): it is closed as
 # abandoned so the next one can start.
-STALE_RUN = dt.timedelta(hours=2)
+
+
+class _Heartbeat(threading.Thread):
+    """Beats for a running crawl from a thread of its own: as long as the crawling process
+    lives (however long one repository's reads take), its run stays the lock; once the process
+    is gone, the beats stop and SYNC_RUN_STALE_SECONDS later the next crawl may start."""
+
+    def __init__(self, run_pk: int) -> None:
+        super().__init__(name=f"sync-heartbeat-{run_pk}", daemon=True)
+        self.run_pk = run_pk
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(settings.SYNC_HEARTBEAT_SECONDS):
+                with contextlib.suppress(DatabaseError):
+                    SyncRun.objects.filter(pk=self.run_pk, status=SyncRun.Status.RUNNING).update(
+                        heartbeat_at=timezone.now()
+                    )
+        finally:
+            connections.close_all()  # this thread's connection
+
+    def stop(self) -> None:
+        self.stopped.set()
 
 
 class SyncAlreadyRunning(Exception):
@@ -133,6 +158,16 @@ def reconcile(
     client = client or get_client()
     concurrency = concurrency or settings.SYNC_CONCURRENCY
     run = _start(repository=repository, dry_run=dry_run, allow_removals=allow_removals, trigger=trigger)
+    heartbeat = _Heartbeat(run.pk)
+    heartbeat.start()
+    try:
+        return _crawl(run, client, repository=repository, dry_run=dry_run, concurrency=concurrency)
+    finally:
+        heartbeat.stop()
+
+
+def _crawl(run: SyncRun, client: RegistryClient, *, repository: str, dry_run: bool, concurrency: int) -> SyncRun:
+    allow_removals = run.allow_removals
     requests_before = client.requests_made
     plan = Plan()
     catalog_complete = False
@@ -187,15 +222,18 @@ def _start(*, repository: str, dry_run: bool, allow_removals: bool, trigger: str
     for _ in range(2):
         try:
             with transaction.atomic():
-                return SyncRun.objects.create(**fields)
+                return SyncRun.objects.create(heartbeat_at=timezone.now(), **fields)
         except IntegrityError:
             running = SyncRun.objects.filter(status=SyncRun.Status.RUNNING).first()
             if running is None:
                 continue  # it just finished
-            if running.started_at > timezone.now() - STALE_RUN:
+            last_sign_of_life = running.heartbeat_at or running.started_at
+            if last_sign_of_life > timezone.now() - dt.timedelta(seconds=settings.SYNC_RUN_STALE_SECONDS):
                 raise SyncAlreadyRunning(running) from None
             SyncRun.objects.filter(pk=running.pk, status=SyncRun.Status.RUNNING).update(
-                status=SyncRun.Status.FAILED, finished_at=timezone.now(), error="abandoned: it never finished"
+                status=SyncRun.Status.FAILED,
+                finished_at=timezone.now(),
+                error="abandoned: its process stopped reporting (killed or restarted mid-crawl)",
             )
     running = SyncRun.objects.filter(status=SyncRun.Status.RUNNING).first()
     raise SyncAlreadyRunning(running or SyncRun(started_at=timezone.now()))

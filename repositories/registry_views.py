@@ -193,10 +193,20 @@ def _registry_authenticated(request: HttpRequest) -> bool:
 EVENTS_LOCK_TIMEOUT_MS = 1500
 
 
+DISCARD_CHUNKS = 32  # MiB read and dropped from an oversized body
+
+
 def _read_envelope(request: HttpRequest) -> bytes | None:
     """The body, or None when it is larger than an envelope may be (read no further)."""
     body = request.read(MAX_ENVELOPE_BYTES + 1)
-    return None if len(body) > MAX_ENVELOPE_BYTES else body
+    if len(body) <= MAX_ENVELOPE_BYTES:
+        return body
+    # Too large: read the rest away (up to a bound), so that a client writing its whole body
+    # before it reads the answer gets the answer, not a broken pipe.
+    for _ in range(DISCARD_CHUNKS):
+        if not request.read(1024 * 1024):
+            break
+    return None
 
 
 def _store(parsed: list) -> sync.Stored:

@@ -65,6 +65,11 @@ class EventProcessingError(Exception):
     """The event is well-formed but cannot be applied; kept as failed with this message."""
 
 
+class EventGone(EventProcessingError):
+    """What the event is about is gone from the registry (deleted since): nothing to apply, and
+    trying again cannot change that. Kept as ignored, with this message."""
+
+
 # --- storing ---------------------------------------------------------------------------------
 
 # Registry instance ids this process has already recorded: the steady state costs no query.
@@ -210,17 +215,15 @@ def _process(events: list[RegistryEvent], client: RegistryClient, *, strict: boo
             continue
         try:
             prepared[event.pk] = _resolve_push(event)
-            if prepared[event.pk].manifest is None:
+            if prepared[event.pk].manifest is None or prepared[event.pk].tombstoned:
                 pushes.append(event)
         except EventProcessingError as exc:
             prepared[event.pk] = exc
     if pushes:
         with ThreadPoolExecutor(max_workers=min(FETCH_CONCURRENCY, len(pushes))) as pool:
-            for event, fetched in zip(pushes, pool.map(lambda e: _fetch_push(e, client), pushes), strict=True):
-                if isinstance(fetched, Exception):
-                    prepared[event.pk] = fetched
-                else:
-                    prepared[event.pk].fetched = fetched
+            done = pool.map(lambda e: _fetch_push(e, prepared[e.pk], client), pushes)
+            for event, result in zip(pushes, done, strict=True):
+                prepared[event.pk] = result
     for event in events:
         _let_the_endpoint_in()
         try:
@@ -233,6 +236,9 @@ def _process(events: list[RegistryEvent], client: RegistryClient, *, strict: boo
                 event.pk, status=Status.QUARANTINED, error=f"cannot be stored: {exc.__class__.__name__}: {exc}"
             )
             statuses[event.pk] = Status.QUARANTINED
+        except EventGone as exc:
+            registry_event_mark(event.pk, status=Status.IGNORED, error=str(exc))
+            statuses[event.pk] = Status.IGNORED
         except EventProcessingError as exc:
             registry_event_mark(event.pk, status=Status.FAILED, error=str(exc))
             statuses[event.pk] = Status.FAILED
@@ -270,10 +276,12 @@ def _apply_once_more_on_a_race(event: RegistryEvent, prepared) -> str:
         return _apply(event, prepared)
     except IntegrityError:
         if isinstance(prepared, PreparedPush):
-            prepared = (
-                _resolve_push(event)
-                if prepared.fetched is None
-                else replace(_resolve_push(event), fetched=prepared.fetched)
+            prepared = replace(
+                _resolve_push(event),
+                fetched=prepared.fetched,
+                tombstoned=prepared.tombstoned,
+                registry_digest=prepared.registry_digest,
+                checked_at=prepared.checked_at,
             )
         return _apply(event, prepared)
 
@@ -368,7 +376,10 @@ def request_drain() -> None:
         if not cache.add(DRAIN_KEY, 1, timeout=2):
             return
     except Exception:
-        log.warning("cache unavailable: asking for a drain anyway", exc_info=True)
+        # Redis (the cache and, by default, the broker) is down or hung: publishing would wait
+        # on it too. The event is stored; the minute's sweep enqueues it.
+        log.warning("cache unavailable: the stored events wait for the sweep")
+        return
     try:
         drain_registry_events.delay()
     except Exception:
@@ -420,7 +431,7 @@ def _take_batch(size: int, *, exclude: set[int]) -> list[RegistryEvent]:
     return list(RegistryEvent.objects.filter(pk__in=pks, status=Status.PROCESSING).order_by("received_at", "pk"))
 
 
-def release_stale_claims(*, older_than: dt.timedelta = dt.timedelta(minutes=5)) -> int:
+def release_stale_claims(*, older_than: dt.timedelta = dt.timedelta(minutes=2)) -> int:
     """Events a drain took and never settled (its worker died): pending again."""
     return RegistryEvent.objects.filter(status=Status.PROCESSING, claimed_at__lt=timezone.now() - older_than).update(
         status=Status.PENDING
@@ -467,6 +478,11 @@ class PreparedPush:
     repository: Repository | None
     manifest: Manifest | None
     fetched: Fetched | None
+    # The tag (or its digest) was deleted once: whether this push still stands is asked of the
+    # registry (where the tag points now, and when that was asked), not of clocks.
+    tombstoned: bool = False
+    registry_digest: str | None = None
+    checked_at: dt.datetime | None = None
 
 
 def _resolve_push(event: RegistryEvent) -> PreparedPush:
@@ -477,27 +493,50 @@ def _resolve_push(event: RegistryEvent) -> PreparedPush:
         if ns_name and name
         else None
     )
+    tombstoned = bool(event.tag) and _has_tombstone(event.repository, event.tag, event.digest)
     if repository is None:
         namespace, name = _namespace_and_name(event.repository)
-        return PreparedPush(namespace, name, None, None, None)
+        return PreparedPush(namespace, name, None, None, None, tombstoned)
     manifest = Manifest.objects.filter(
         repository=repository, digest=event.digest, details_version__gte=DETAILS_VERSION
     ).first()
-    return PreparedPush(repository.namespace, name, repository, manifest, None)
+    return PreparedPush(repository.namespace, name, repository, manifest, None, tombstoned)
 
 
-def _fetch_push(event: RegistryEvent, client: RegistryClient) -> Fetched | Exception:
+def _has_tombstone(repository_name: str, tag: str, digest: str) -> bool:
+    return (
+        TagTombstone.objects.filter(repository=repository_name)
+        .filter(Q(tag=tag, digest__in=[digest, ""]) | Q(tag="", digest=digest))
+        .exists()
+    )
+
+
+def _fetch_push(event: RegistryEvent, prepared: PreparedPush, client: RegistryClient) -> PreparedPush | Exception:
     """The registry side (runs in a thread; no database): the manifest, its config, its
-    platforms. Errors are returned, to be raised where the event is applied."""
+    platforms, when the portal lacks them; where the tag points now, when it was deleted once.
+    Errors are returned, to be raised where the event is applied."""
     try:
-        return fetch_manifest(client, event.repository, event.digest)
+        if prepared.tombstoned:
+            checked_at = timezone.now()
+            try:
+                registry_digest = client.head_manifest(event.repository, event.tag).digest
+            except RegistryNotFound:
+                registry_digest = None
+            prepared = replace(prepared, registry_digest=registry_digest, checked_at=checked_at)
+            if registry_digest != event.digest:
+                return prepared  # the push will not be applied: nothing to fetch
+        if prepared.manifest is None:
+            prepared = replace(prepared, fetched=fetch_manifest(client, event.repository, event.digest))
+        return prepared
     except RegistryNotFound:
-        return EventProcessingError(f"{event.repository}@{event.digest} is no longer in the registry")
+        return EventGone(f"{event.repository}@{event.digest} was no longer in the registry when processed")
     except Exception as exc:
         return exc
 
 
 def _apply_push(event: RegistryEvent, prepared: PreparedPush) -> None:
+    if event.tag and prepared.tombstoned and prepared.registry_digest != event.digest:
+        return  # deleted once, and the registry no longer has this tag at this digest: history
     pushed_at = event.timestamp or timezone.now()
     repository = prepared.repository or repository_for_push(
         namespace=prepared.namespace, name=prepared.name, actor_name=event.actor
@@ -509,8 +548,11 @@ def _apply_push(event: RegistryEvent, prepared: PreparedPush) -> None:
         ).update(last_pushed_at=pushed_at, updated_at=timezone.now())
     if not event.tag:
         return  # a push by digest (an index's platform manifest) carries no tag
-    if tag_tombstoned(repository_name=event.repository, tag=event.tag, digest=event.digest, at=pushed_at):
-        return  # the tag was deleted after this push was made: a late event must not revive it
+    # A delete processed after this push was made (or, when the registry was asked, after it was
+    # asked) wins: a late event must not revive the tag.
+    since = prepared.checked_at if prepared.tombstoned else pushed_at
+    if tag_tombstoned(repository_name=event.repository, tag=event.tag, digest=event.digest, at=since):
+        return
     result = tag_upsert(
         repository=repository,
         name=event.tag,
@@ -629,6 +671,11 @@ def tag_upsert(
             existing.pushed_at, existing.pushed_by, existing.source = pushed_at, pushed_by, source
             existing.save(update_fields=["pushed_at", "pushed_by", "source"])
             return "claimed"
+        if source == Tag.Source.EVENT and pushed_at > existing.pushed_at:
+            # Pushed again, same image: the tag's time moves on (so an older delete of the
+            # digest, delivered late, does not take it), and nothing is announced twice.
+            existing.pushed_at, existing.pushed_by = pushed_at, pushed_by or existing.pushed_by
+            existing.save(update_fields=["pushed_at", "pushed_by"])
         return "unchanged"
     elif source == Tag.Source.EVENT and existing.source == Tag.Source.EVENT and existing.pushed_at > pushed_at:
         return "unchanged"

@@ -74,7 +74,8 @@ def clean_cache(redis_server):
     """Throttle counters and remembered passwords must not leak from one test to the next."""
     from django.core.cache import cache
 
-    cache.clear()
+    # (After a test that stopped Redis, the cache's breaker may stay open a moment longer.)
+    services.wait_until(lambda: cache.clear() or True, timeout=5, what="the cache")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -141,8 +142,10 @@ def start_worker(registry, redis_server, service_dir, test_settings):
     for one test: a worker outliving its test would write while the tables are truncated."""
     started = []
 
-    def start(*, purge: bool = True) -> services.Process:
+    def start(*, purge: bool = True, env: dict[str, str] | None = None) -> services.Process:
+        extra = env or {}
         env = worker_env(redis_url=redis_server.url, registry_url=registry.url, data_dir=test_settings)
+        env.update(extra)
         if purge:
             # The purge drops a queued drain; its request must go too, or the next event would
             # wait for the sweep.
@@ -150,7 +153,8 @@ def start_worker(registry, redis_server, service_dir, test_settings):
 
             from repositories.sync import DRAIN_KEY
 
-            cache.delete(DRAIN_KEY)
+            # (Right after a test restarted Redis the cache's breaker may still be open.)
+            services.wait_until(lambda: cache.delete(DRAIN_KEY) or True, timeout=5, what="the cache")
         worker = services.celery_worker(env=env, log_dir=service_dir, name=f"worker-{len(started)}", purge=purge)
         started.append(worker)
         return worker

@@ -221,21 +221,43 @@ def test_a_tag_pushed_during_a_crawl_is_not_removed_and_its_event_names_the_push
 # --- 5. ordering ----------------------------------------------------------------------------------
 
 
-def test_a_late_push_does_not_revive_a_tag_the_registry_deleted(quiet, alice, tmp_path):
+def test_a_late_push_does_not_revive_a_tag_the_registry_deleted(quiet, crawler, alice, tmp_path):
     digest = put(quiet, tmp_path, "alice/late:old", "l1")
     t0 = timezone.now() - dt.timedelta(minutes=5)
     deliver(event("push", "alice/late", digest=digest, tag="old", at=t0))
     process_all()
+    crawler.delete_manifest("alice/late", digest)  # really gone from the registry
     # The registry's own tag-delete event (per tag, no digest), once stored as "ignored".
     deliver(event("delete", "alice/late", tag="old", at=t0 + dt.timedelta(minutes=1)))
     process_all()
     assert tags_of("late") == {}
+    put(quiet, tmp_path, "alice/late:other", "l1")  # the same image under another tag: the digest is back
+    deliver(event("push", "alice/late", digest=digest, tag="other"))
+    process_all()
     deliver(event("push", "alice/late", digest=digest, tag="old", at=t0 + dt.timedelta(seconds=30)))  # late
+    # Late, and stamped in the future by a registry whose clock runs ahead: clamping it to the
+    # time received made it look newer than the delete; the registry says it is not there.
+    deliver(event("push", "alice/late", digest=digest, tag="old", at=timezone.now() + dt.timedelta(days=200)))
     process_all()
-    assert tags_of("late") == {}
-    deliver(event("push", "alice/late", digest=digest, tag="old"))  # pushed again, now
+    assert tags_of("late") == {"other": digest}
+    put(quiet, tmp_path, "alice/late:old", "l1")  # pushed again, now: the same image
+    deliver(event("push", "alice/late", digest=digest, tag="old"))
     process_all()
-    assert tags_of("late") == {"old": digest}
+    assert tags_of("late") == {"old": digest, "other": digest}
+
+
+def test_a_repush_of_the_same_image_outlives_an_older_delete_delivered_late(quiet, alice, tmp_path):
+    """Pushed at R+1, deleted at R+2, pushed again at R+3 (same digest); delivered as push,
+    push, delete: the delete is older than the last push, so the tag stays (the registry has it)."""
+    digest = put(quiet, tmp_path, "alice/reorder:z", "z1")
+    r = timezone.now() - dt.timedelta(minutes=1)
+    deliver(event("push", "alice/reorder", digest=digest, tag="z", at=r + dt.timedelta(seconds=1)))
+    deliver(event("push", "alice/reorder", digest=digest, tag="z", at=r + dt.timedelta(seconds=3)))
+    process_all()
+    deliver(event("delete", "alice/reorder", digest=digest, at=r + dt.timedelta(seconds=2)))
+    process_all()
+    assert tags_of("reorder") == {"z": digest}
+    assert AuditEvent.objects.filter(action="tag.push", target_name="alice/reorder:z").count() == 1
 
 
 def test_a_push_event_from_the_future_is_clamped_and_does_not_pin_the_tag(quiet, alice, tmp_path):

@@ -21,6 +21,7 @@ ANONYMOUS = [
     "/search/?q=app",
     "/r/owen-co/app/",
     "/r/owen-co/app/-/tags/",
+    "/r/owen-co/app/-/tags/1.0/",
     "/u/owen-co/",
     "/u/owen/",
     "/accounts/login/",
@@ -35,6 +36,7 @@ SIGNED_IN = [
     "/orgs/new/",
     "/r/owen-co/app/",
     "/r/owen-co/app/-/tags/",
+    "/r/owen-co/app/-/tags/1.0/",
     "/r/owen-co/app/-/tags/1.0/delete/",
     "/r/owen-co/app/-/settings/",
     "/r/owen-co/empty/",
@@ -43,6 +45,7 @@ SIGNED_IN = [
     "/u/owen/",
     "/settings/profile/",
     "/settings/tokens/",
+    "/settings/signing-keys/",
     "/accounts/email/",
     "/accounts/password/change/",
     "/accounts/2fa/",
@@ -66,6 +69,7 @@ NOT_PAGES = {
     "docker-search",
     "repository-star",
     "admin-effective-access",
+    "attachment-download",  # a file download, not a page (tests/test_signatures.py fetches it)
 }
 
 
@@ -139,11 +143,13 @@ def test_the_sweep_knows_every_page():
         "repository-tags": "/-/tags/",
         "repository-settings": "/-/settings/",
         "tag-delete": "/delete/",
+        "tag-detail": "/-/tags/1.0/ ",
         "repository-create": "/new/",
         "organization-create": "/orgs/new/",
         "organization-settings": "/u/owen-co/settings/",
         "namespace": "/u/owen/",
         "access-tokens": "/settings/tokens/",
+        "signing-keys": "/settings/signing-keys/",
         "account-profile": "/settings/profile/",
     }
     unknown = sorted(n for n in portal_names - NOT_PAGES if n not in hints and not n.startswith("usersessions"))

@@ -18,8 +18,12 @@ from django.utils.dateparse import parse_datetime
 
 ENVELOPE_MEDIA_TYPE = "application/vnd.docker.distribution.events.v1+json"
 MAX_ENVELOPE_BYTES = 1024 * 1024
-# distribution's tag grammar (repositories.models.TAG_RE, kept here without the ORM).
+# distribution's grammars (repositories.models keeps the same, for the ORM): a tag, a repository
+# name (path components; 255 characters at most) and a digest (sha256: 64 hex digits).
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
+REPOSITORY_RE = re.compile(rf"^{COMPONENT}(?:/{COMPONENT})*$")
+DIGEST_RE = re.compile(r"^(?:sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$")
 
 
 class EnvelopeError(ValueError):
@@ -87,8 +91,12 @@ def parse_event(item: Any) -> ParsedEvent:
         parsed.problem = f"unknown action {parsed.action!r}"
     elif not parsed.repository:
         parsed.problem = "event has no target repository"
+    elif len(str(target.get("repository"))) > 255 or not REPOSITORY_RE.match(parsed.repository):
+        parsed.problem = f"invalid repository name {parsed.repository[:60]!r}"
     elif parsed.action in ("push", "pull") and not parsed.digest:
         parsed.problem = "event has no target digest"
+    elif parsed.digest and not DIGEST_RE.match(parsed.digest):
+        parsed.problem = f"invalid digest {parsed.digest[:80]!r}"
     elif timestamp is None:
         parsed.problem = "event has no valid timestamp"
     elif parsed.tag and not TAG_RE.match(parsed.tag):
