@@ -1,5 +1,8 @@
-"""Server time of the repository page and its tags page, for a repository with 1,000 tags
-(a third of them multi-platform), on PostgreSQL, through Django's test client (no network).
+"""Server time of the repository page, its tags page (newest first, by version, one platform)
+and a tag page, for a repository of 1,000 tags and one of 100,000 (a third of them
+multi-platform), on PostgreSQL with the Redis cache (as `make run` has), through Django's test
+client (no network). Issue 15: the repository and tags pages under 100 ms at 100,000 tags, i.e.
+O(page), not O(tags).
 
 Run from the repository root: .venv/bin/python bench/ui_bench.py
 """
@@ -7,6 +10,7 @@ Run from the repository root: .venv/bin/python bench/ui_bench.py
 from __future__ import annotations
 
 import datetime as dt
+import os
 import statistics
 import sys
 import time
@@ -17,80 +21,139 @@ sys.path.insert(0, str(ROOT))
 
 from _harness import setup_django, start  # noqa: E402
 
+SIZES = tuple(int(n) for n in os.environ.get("UI_BENCH_SIZES", "1000,100000").split(","))
+CHUNK = 5_000
 
-def main() -> None:
-    services = start("ui-bench", redis=False, DJANGO_ALLOWED_HOSTS="testserver")
-    setup_django(services.env)
-    from django.core.management import call_command
-    from django.test import Client
 
-    from accounts.models import Namespace, Visibility
-    from accounts.services import user_create
+def build(namespace, name: str, count: int):
+    """A public repository of `count` tags: a third point at two-platform indexes (linux/amd64
+    and linux/arm64), the rest at single-platform images; names 1.<i> with every tenth a
+    pre-release or a build, so the version order has work to do."""
+    from accounts.models import Visibility
     from repositories.models import DailyPulls, IndexEntry, Manifest, Repository, Tag
 
-    try:
-        call_command("migrate", verbosity=0)
-        owner = user_create(username="owner", password="bench-password-1")
-        repository = Repository.objects.create(
-            namespace=Namespace.objects.get(name="owner"),
-            name="big",
-            visibility=Visibility.PUBLIC,
-            full_description="# Big\n\n" + "Some text with `code` and a [link](https://example.org).\n\n" * 50,
-        )
-        manifests = Manifest.objects.bulk_create(
+    repository = Repository.objects.create(
+        namespace=namespace,
+        name=name,
+        visibility=Visibility.PUBLIC,
+        full_description="# Big\n\n" + "Some text with `code` and a [link](https://example.org).\n\n" * 50,
+    )
+    indexes_wanted = count // 3
+    for start_at in range(0, count, CHUNK):
+        stop = min(start_at + CHUNK, count)
+        images = Manifest.objects.bulk_create(
             Manifest(
                 repository=repository,
                 digest=f"sha256:{i:064x}",
                 media_type="application/vnd.oci.image.manifest.v1+json",
                 os="linux",
-                architecture="amd64",
+                architecture="amd64" if i % 2 else "arm64",
                 total_size=10_000_000 + i,
                 layer_count=3,
             )
-            for i in range(1000)
+            for i in range(start_at, stop)
         )
         indexes = Manifest.objects.bulk_create(
             Manifest(
                 repository=repository,
-                digest=f"sha256:{i + 5000:064x}",
+                digest=f"sha256:{i + 10**9:064x}",
                 media_type="application/vnd.oci.image.index.v1+json",
                 total_size=20_000_000,
             )
-            for i in range(333)
+            for i in range(start_at, stop)
+            if i < indexes_wanted
         )
         IndexEntry.objects.bulk_create(
-            IndexEntry(index=index, child=manifests[(i * 2 + k) % 1000], os="linux", architecture=arch)
-            for i, index in enumerate(indexes)
-            for k, arch in enumerate(("amd64", "arm64"))
+            IndexEntry(index=index, child=images[(k * 2 + j) % len(images)], os="linux", architecture=arch)
+            for k, index in enumerate(indexes)
+            for j, arch in enumerate(("amd64", "arm64"))
         )
-        targets = indexes + manifests[333:]
+        targets = indexes + images[len(indexes) :]
+
+        def tag_name(i: int) -> str:
+            return f"1.{i}" + ("-rc.1" if i % 10 == 3 else "-alpine" if i % 10 == 7 else "")
+
         Tag.objects.bulk_create(
-            Tag(repository=repository, name=f"1.{i}", manifest=targets[i], pushed_by="ci") for i in range(1000)
+            Tag(repository=repository, name=tag_name(i), manifest=targets[i - start_at], pushed_by="ci")
+            for i in range(start_at, stop)
         )
-        DailyPulls.objects.bulk_create(
-            DailyPulls(
-                repository=repository,
-                day=dt.date.today() - dt.timedelta(days=d),
-                count=d * 3,
-            )
-            for d in range(30)
-        )
-        client = Client()
-        client.force_login(owner)
-        results = {}
-        for key, url in (("repo_page", "/r/owner/big/"), ("tags_page", "/r/owner/big/tags/?sort=version")):
-            assert client.get(url).status_code == 200
-            times = []
-            for _ in range(20):
-                started = time.perf_counter()
-                response = client.get(url)
-                times.append((time.perf_counter() - started) * 1000)
-                assert response.status_code == 200
-            results[key] = statistics.median(times)
-            print(f"{url:35} median {results[key]:.1f} ms  max {max(times):.1f} ms")
+    DailyPulls.objects.bulk_create(
+        DailyPulls(repository=repository, day=dt.date.today() - dt.timedelta(days=d), count=d * 3) for d in range(30)
+    )
+    return repository
+
+
+def median_ms(client, url: str, rounds: int = 20) -> tuple[float, float]:
+    assert client.get(url).status_code == 200, url
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        response = client.get(url)
+        times.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200
+    return statistics.median(times), max(times)
+
+
+def show_queries(client, url: str) -> None:
+    """The page's queries, slowest first (UI_BENCH_QUERIES=1): where the time goes."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        client.get(url)
+    for query in sorted(captured.captured_queries, key=lambda q: -float(q["time"]))[:5]:
+        print(f"    {float(query['time']) * 1000:6.1f} ms  {query['sql'][:300]}")
+
+
+def main() -> None:
+    services = start("ui-bench", DJANGO_ALLOWED_HOSTS="testserver")  # Redis: the cache, as in make run
+    setup_django(services.env)
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+
+    from accounts.models import Namespace
+    from accounts.services import user_create
+
+    results: dict[int, dict[str, float]] = {}
+    try:
+        call_command("migrate", verbosity=0)
+        owner = user_create(username="owner", password="bench-password-1")
+        namespace = Namespace.objects.get(name="owner")
+        for count in SIZES:
+            started = time.perf_counter()
+            build(namespace, f"big-{count}", count)
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE")
+            print(f"{count} tags built in {time.perf_counter() - started:.0f} s")
+            client = Client()
+            client.force_login(owner)
+            base = f"/r/owner/big-{count}"
+            pages = {
+                "repo_page": f"{base}/",
+                "tags_newest": f"{base}/-/tags/",
+                "tags_version": f"{base}/-/tags/?sort=version",
+                "tags_platform": f"{base}/-/tags/?platform=linux/arm64",
+                "tag_page": f"{base}/-/tags/1.{count - 1}/",
+            }
+            results[count] = {}
+            for key, url in pages.items():
+                median, worst = median_ms(client, url)
+                results[count][key] = median
+                print(f"{count:>7} tags {url:50} median {median:6.1f} ms  max {worst:6.1f} ms")
+                if os.environ.get("UI_BENCH_QUERIES") and count == max(SIZES):
+                    show_queries(client, url)
     finally:
         services.stop()
-    print(f"RESULT repo_page_ms={results['repo_page']:.1f} tags_page_ms={results['tags_page']:.1f}")
+    largest = max(SIZES)
+    big, small = results[largest], results[min(SIZES)]
+    tags_page = max(big["tags_newest"], big["tags_version"])
+    print(
+        f"RESULT tags={largest} repo_page_ms={big['repo_page']:.1f} tags_page_ms={tags_page:.1f} "
+        f"tags_version_ms={big['tags_version']:.1f} tags_platform_ms={big['tags_platform']:.1f} "
+        f"tag_page_ms={big['tag_page']:.1f} repo_page_1k_ms={small['repo_page']:.1f} "
+        f"tags_page_1k_ms={max(small['tags_newest'], small['tags_version']):.1f}"
+    )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,20 @@ from django.utils import timezone
 from accounts.models import Level, Namespace, Organization, Robot, Team, Visibility
 from repositories.versions import version_sort_key
 
+
+class ByteOrderCharField(models.CharField):
+    """Text compared byte by byte in every database. PostgreSQL compares text by the database's
+    collation, which on most installations (en_US.UTF-8, the postgres image's default) is
+    linguistic: it ignores punctuation and case at first and would scramble a sort key. SQLite
+    compares bytes already."""
+
+    def db_parameters(self, connection):
+        params = super().db_parameters(connection)
+        if connection.vendor == "postgresql":
+            params["collation"] = "C"
+        return params
+
+
 # distribution's reference grammar: path components joined by "/", the repository part after
 # the namespace. The whole name (namespace/name) is at most 255 characters.
 COMPONENT_RE = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
@@ -249,7 +263,7 @@ class Tag(models.Model):
     # which lists hide unless asked.
     artifact = models.CharField(max_length=4, choices=Artifact.choices, default=Artifact.NONE, blank=True)
     # repositories/versions.py: the version order, a page at a time from an index.
-    version_key = models.CharField(max_length=512, default="", editable=False)
+    version_key = ByteOrderCharField(max_length=512, default="", editable=False)
 
     class Meta:
         ordering = ["-pushed_at"]

@@ -29,7 +29,7 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.models import Namespace
 from audit.services import audit_record
-from repositories import artifacts, trust
+from repositories import artifacts, selectors, trust
 from repositories.access import split_repository_name
 from repositories.models import (
     ArtifactLink,
@@ -755,6 +755,7 @@ def store_manifest(repository: Repository, fetched: Fetched) -> Manifest:
             ):
                 trust.refresh(repository=repository, digests={subject})
         _judge_new(repository, manifest)
+        selectors.forget_platforms(repository.pk)
         return manifest
     config = fetched.config
     layers = [layer for layer in doc.data.get("layers") or [] if isinstance(layer, dict)]
@@ -780,6 +781,8 @@ def store_manifest(repository: Repository, fetched: Fetched) -> Manifest:
     )
     _link_subject(repository, manifest, doc)
     _judge_new(repository, manifest)
+    if manifest.os:
+        selectors.forget_platforms(repository.pk)
     return manifest
 
 
@@ -925,5 +928,7 @@ def remove_unreferenced_manifests(repository: Repository) -> int:
         judged_again |= trust.subjects_of(batch)  # signatures and attachments going with them
         Manifest.objects.filter(pk__in=[m.pk for m in batch]).delete()
         removed += len(batch)
+    if removed:
+        selectors.forget_platforms(repository.pk)
     trust.refresh(repository=repository, digests=judged_again)
     return removed

@@ -32,16 +32,16 @@ IDENTIFIER_RE = re.compile(r"[a-z]+|\d+")
 
 VERSION, OTHER = "0", "1"
 PLAIN, VARIANT, PRERELEASE = "0", "1", "2"
-END_OF_NUMBERS = "99"  # after every encoded segment: fewer segments list later
+END_OF_NUMBERS = "999"  # after every encoded segment: fewer segments list later
 END_OF_WORD = "~"  # after every complemented character: a longer word lists first
 END_OF_IDENTIFIERS = "2"  # after "0" (word) and "1" (number): more identifiers list first
 
 
 def _descending_number(digits: str) -> str:
     """A number, encoded so that larger numbers sort first: the digit count's complement, then
-    each digit's complement (no number needs more than 98 digits here: names are 128 chars)."""
+    each digit's complement (tag names have at most 128 characters, so the count fits in 3)."""
     digits = digits.lstrip("0") or "0"
-    return f"{99 - len(digits):02d}" + "".join(str(9 - int(c)) for c in digits)
+    return f"{999 - len(digits):03d}" + "".join(str(9 - int(c)) for c in digits)
 
 
 def _descending_word(word: str) -> str:

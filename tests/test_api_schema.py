@@ -54,3 +54,37 @@ def seeded(db, monkeypatch):
 )
 def test_api_conforms_to_its_schema(case, seeded):
     case.call_and_validate(headers=seeded, checks=[not_a_server_error, response_schema_conformance])
+
+
+def test_the_schema_documents_the_tag_detail_shape():
+    """Issue 15's API shape, which scripts rely on, is in the schema."""
+    generated = SchemaGenerator().get_schema(request=None, public=True)
+    path = generated["paths"]["/api/v1/repositories/{namespace}/{name}/tags/{tag}/"]["get"]
+    ref = path["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    components = generated["components"]["schemas"]
+    detail = components[ref]["properties"]
+    for field in [
+        "digest",
+        "media_type",
+        "platforms",
+        "tags_sharing_digest",
+        "pushed_at",
+        "pushed_by",
+        "last_pulled_at",
+        "pull_commands",
+        "signature",
+        "attestations",
+    ]:
+        assert field in detail, field
+    platform = components[detail["platforms"]["items"]["$ref"].rsplit("/", 1)[1]]["properties"]
+    assert {"os", "architecture", "variant", "digest", "size", "created", "layers", "labels"} <= set(platform)
+    layer = components[platform["layers"]["items"]["$ref"].rsplit("/", 1)[1]]["properties"]
+    assert set(layer) == {"digest", "size", "created_by"}
+    verdict = components[detail["signature"]["$ref"].rsplit("/", 1)[1]]["properties"]
+    status = verdict["status"]
+    status = components[status["$ref"].rsplit("/", 1)[1]] if "$ref" in status else status
+    assert set(status["enum"]) == {"verified", "untrusted", "invalid", "unsigned"}
+    attestation = components[detail["attestations"]["items"]["$ref"].rsplit("/", 1)[1]]["properties"]
+    assert {"type", "download_url"} <= set(attestation)
+    keys = generated["paths"]["/api/v1/namespaces/{namespace}/signing-keys/"]
+    assert {"get", "post"} <= set(keys)

@@ -9,12 +9,15 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
-from accounts.models import Level, Team
-from repositories.models import AccessRule
+from accounts.models import Level, Organization, Team
+from repositories import trust
+from repositories.models import AccessRule, SigningKey
 from tests.cast import CAST, build_cast
+from tests.oci_push import new_key, public_pem
 
 pytestmark = pytest.mark.django_db
 
+CI_KEY = public_pem(new_key("ed25519"))
 OK = "ok"  # a 2xx, or for DELETE /orgs/acme/ the documented 400 (it still has repositories)
 
 # How each kind of endpoint answers each cast member.
@@ -101,6 +104,10 @@ ENDPOINTS = [
     ("DELETE", "/api/v1/orgs/acme/robots/deployer/", None, MANAGE),
     ("POST", "/api/v1/orgs/acme/webhooks/", {"name": "ci", "url": "https://hooks.example.org/x"}, MANAGE),
     ("POST", "/api/v1/orgs/", {"name": "newco"}, CREATE_ORGANIZATION),
+    # Trusted signing keys (issue 15) are the namespace's admins' business.
+    ("GET", "/api/v1/namespaces/acme/signing-keys/", None, MANAGE),
+    ("POST", "/api/v1/namespaces/acme/signing-keys/", {"name": "ci", "public_key": CI_KEY}, MANAGE),
+    ("DELETE", "/api/v1/namespaces/acme/signing-keys/{key}/", None, MANAGE),
 ]
 
 
@@ -113,7 +120,10 @@ def _ok(method: str, path: str, status: int) -> bool:
 @pytest.fixture
 def cast(settings):
     settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
-    return build_cast()
+    world, callers = build_cast()
+    acme = Organization.objects.get(name="acme")
+    trust.signing_key_add(namespace=acme.namespace, name="release", public_key=public_pem(new_key("ecdsa")), actor=None)
+    return world, callers
 
 
 def test_the_table_covers_the_cast_and_every_endpoint():
@@ -126,9 +136,10 @@ def test_organization_endpoints(cast, caller_name):
     _, callers = cast
     client = callers[caller_name].client()
     rule = AccessRule.objects.get(organization__name="acme", pattern="priv-*")
+    key = SigningKey.objects.get(namespace__name="acme", name="release")
     failures = []
     for method, path, body, expected_by_caller in ENDPOINTS:
-        path = path.format(rule=rule.pk)
+        path = path.format(rule=rule.pk, key=key.pk)
         expected = expected_by_caller[caller_name]
         with transaction.atomic():
             response = getattr(client, method.lower())(path, body, format="json")
