@@ -164,13 +164,16 @@ def tag_list(
 ) -> QuerySet[Tag]:
     """A repository's tags in list order, with manifests and platforms, for a paginator: every
     ordering is served by an index, so a page costs the same at 100 tags or 100,000. `platform`
-    (os/arch[/variant]) keeps the tags with an image for it."""
+    (os/arch[/variant], any case) keeps the tags with an image for it; another form keeps none."""
     qs = Tag.objects.filter(repository=repository)
     if not artifacts:
         qs = qs.filter(artifact="")
     if name_filter:
         qs = qs.filter(name__icontains=name_filter)
-    match = PLATFORM_RE.match(platform or "")
+    platform = (platform or "").lower()
+    match = PLATFORM_RE.match(platform)
+    if platform and not match:
+        return qs.none()  # a filter that names no platform matches no tag (the API answers 400)
     if match:
         os_name, arch, variant = match.group(1), match.group(2), match.group(3) or ""
         # Walking the ordering's index, each tag is tested until the page is full: the page is

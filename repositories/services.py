@@ -168,7 +168,8 @@ class AttachmentNotFound(Exception):
 
 def attachment_open(*, repository: Repository, artifact_digest: str, layer_digest: str):
     """An attestation or SBOM of the repository, to stream: (what it is, an iterator over its
-    bytes from the registry). Raises AttachmentNotFound, or RegistryError."""
+    bytes from the registry, their length as the registry says or None). Raises
+    AttachmentNotFound, or RegistryError."""
     from repositories import selectors
     from repositories.registry import get_client
     from repositories.registry.client import RegistryNotFound
@@ -187,7 +188,7 @@ def attachment_open(*, repository: Repository, artifact_digest: str, layer_diges
         finally:
             response.close()
 
-    return item, chunks()
+    return item, chunks(), response.headers.get("Content-Length")
 
 
 def tag_delete_preview(*, repository: Repository, tag_name: str) -> tuple[str, list[str]]:

@@ -123,7 +123,7 @@ def signed_digest(payload: bytes) -> str | None:
     try:
         data = json.loads(payload)
         digest = data["critical"]["image"]["docker-manifest-digest"]
-    except (ValueError, TypeError, KeyError, UnicodeDecodeError):
+    except (ValueError, TypeError, KeyError, UnicodeDecodeError, RecursionError):
         return None
     return digest if isinstance(digest, str) and digest.startswith("sha256:") else None
 

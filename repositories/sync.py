@@ -43,7 +43,14 @@ from repositories.models import (
     TagTombstone,
 )
 from repositories.registry import get_client
-from repositories.registry.client import INDEX_TYPES, ManifestDoc, RegistryClient, RegistryError, RegistryNotFound
+from repositories.registry.client import (
+    INDEX_TYPES,
+    ManifestDoc,
+    RegistryClient,
+    RegistryContentError,
+    RegistryError,
+    RegistryNotFound,
+)
 from repositories.registry.events import ParsedEvent
 from repositories.services import repository_create, repository_fill_descriptions_from_image
 
@@ -248,6 +255,13 @@ def _process(events: list[RegistryEvent], client: RegistryClient, *, strict: boo
             statuses[event.pk] = "left pending"
             if not strict:
                 _count_try(event, exc)
+        except Exception as exc:
+            # Anything else is about this event alone (what a pusher can put in a manifest is
+            # endless): it is kept as failed, with the error, and the batch goes on. One bad
+            # push must never stop everyone else's.
+            log.exception("registry event %s failed", event.pk)
+            registry_event_mark(event.pk, status=Status.FAILED, error=f"{exc.__class__.__name__}: {exc}"[:2000])
+            statuses[event.pk] = Status.FAILED
     return statuses
 
 
@@ -530,6 +544,8 @@ def _fetch_push(event: RegistryEvent, prepared: PreparedPush, client: RegistryCl
         return prepared
     except RegistryNotFound:
         return EventGone(f"{event.repository}@{event.digest} was no longer in the registry when processed")
+    except RegistryContentError as exc:
+        return EventProcessingError(f"{event.repository}@{event.digest} cannot be read: {exc}")
     except Exception as exc:
         return exc
 

@@ -185,22 +185,43 @@ def attachment_download(request: HttpRequest, namespace: str, name: str, artifac
     """An attestation or SBOM, streamed from the registry to whoever may read the repository."""
     repository, _ = _repository(request, namespace, name)
     try:
-        item, chunks = services.attachment_open(repository=repository, artifact_digest=artifact, layer_digest=layer)
+        item, chunks, length = services.attachment_open(
+            repository=repository, artifact_digest=artifact, layer_digest=layer
+        )
     except services.AttachmentNotFound:
         raise Http404("No such attestation or SBOM.") from None
     except RegistryError:
         return render(request, "503.html", {"message": "The registry could not be reached."}, status=503)
-    return attachment_response(item, chunks, f"{repository.name.replace('/', '-')}-{layer[7:19]}")
+    return attachment_response(item, chunks, f"{repository.name.replace('/', '-')}-{layer[7:19]}", length)
 
 
-def attachment_response(item: dict, chunks, stem: str) -> StreamingHttpResponse:
-    media_type = item.get("media_type") or "application/octet-stream"
+MEDIA_TYPE_RE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
+# Served as they are: documents a browser does not run. Anything else (text/html, image/svg+xml,
+# whatever a pusher wrote) is served as application/octet-stream.
+DOWNLOAD_TYPES_KEPT = ("+json", "/json", "text/spdx", "/vnd.cyclonedx", "application/vnd.")
+DOWNLOAD_TYPES_NEVER = ("html", "svg", "javascript", "ecmascript", "xml")
+
+
+def download_media_type(declared) -> str:
+    """The Content-Type an attachment is served with: its declared media type when that is a
+    well-formed type of a kind a browser does not render or run, else application/octet-stream.
+    (The media type is whatever the pusher wrote into the manifest.)"""
+    value = declared.lower() if isinstance(declared, str) else ""
+    if not MEDIA_TYPE_RE.match(value) or any(word in value for word in DOWNLOAD_TYPES_NEVER):
+        return "application/octet-stream"
+    return value if any(kind in value for kind in DOWNLOAD_TYPES_KEPT) else "application/octet-stream"
+
+
+def attachment_response(item: dict, chunks, stem: str, length: str | None = None) -> StreamingHttpResponse:
+    """The download. Its length is the registry's (the size in the manifest is the pusher's
+    claim, and a wrong Content-Length hangs clients)."""
+    media_type = download_media_type(item.get("media_type"))
     suffix = media_type.rsplit("+", 1)[-1] if "+" in media_type else media_type.rsplit("/", 1)[-1]
     response = StreamingHttpResponse(chunks, content_type=media_type)
     response["Content-Disposition"] = f'attachment; filename="{stem}{ATTACHMENT_EXTENSIONS.get(suffix, "")}"'
     response["X-Content-Type-Options"] = "nosniff"
-    if item.get("size"):
-        response["Content-Length"] = str(item["size"])
+    if length and length.isdigit():
+        response["Content-Length"] = length
     return response
 
 

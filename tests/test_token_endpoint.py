@@ -110,9 +110,9 @@ def test_catalog_is_not_granted_to_ordinary_users(client, alice):
 def test_real_registry_accepts_the_token_and_refuses_an_empty_one(transactional_db, client, registry, alice):
     from tests.conftest import PASSWORD
 
-    granted = get_token(client, "repository:alice/app:pull", auth=basic("alice", PASSWORD)).json()["token"]
+    granted = get_token(client, "repository:alice/never-pushed:pull", auth=basic("alice", PASSWORD)).json()["token"]
     response = requests.get(
-        f"{registry.url}/v2/alice/app/tags/list", headers={"Authorization": f"Bearer {granted}"}, timeout=5
+        f"{registry.url}/v2/alice/never-pushed/tags/list", headers={"Authorization": f"Bearer {granted}"}, timeout=5
     )
     # Authorised: the registry looked for the repository and did not find it.
     assert response.status_code == 404
@@ -120,9 +120,9 @@ def test_real_registry_accepts_the_token_and_refuses_an_empty_one(transactional_
 
     empty = get_token(client, "repository:alice/app:pull", auth=basic("bob", "x")).status_code
     assert empty == 401
-    anonymous = get_token(client, "repository:alice/app:pull").json()["token"]
+    anonymous = get_token(client, "repository:alice/never-pushed:pull").json()["token"]
     response = requests.get(
-        f"{registry.url}/v2/alice/app/tags/list", headers={"Authorization": f"Bearer {anonymous}"}, timeout=5
+        f"{registry.url}/v2/alice/never-pushed/tags/list", headers={"Authorization": f"Bearer {anonymous}"}, timeout=5
     )
     assert response.status_code == 401
-    assert 'scope="repository:alice/app:pull"' in response.headers["WWW-Authenticate"]
+    assert 'scope="repository:alice/never-pushed:pull"' in response.headers["WWW-Authenticate"]

@@ -100,7 +100,8 @@ def test_every_tag_name_has_a_key_that_fits(name):
 
 
 def test_long_numbers_compare_as_numbers():
-    assert version_sort_key("1" + "0" * 120) < version_sort_key("9" * 99) < version_sort_key("9" * 98)
+    assert version_sort_key("1" + "0" * 120) < version_sort_key("1" + "0" * 100) < version_sort_key("9" * 99)
+    assert version_sort_key("9" * 99) < version_sort_key("9" * 98)
 
 
 def test_the_examples_of_the_issue():

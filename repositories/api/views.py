@@ -169,17 +169,24 @@ class TagListView(generics.ListAPIView):
             ),
             OpenApiParameter("name", str, description="tags whose name contains this"),
             OpenApiParameter("artifacts", bool, description="include cosign .sig/.att/.sbom tags"),
-            OpenApiParameter("platform", str, description="only tags with an image for os/arch[/variant]"),
+            OpenApiParameter(
+                "platform", str, description="only tags with an image for os/arch[/variant]; another form answers 400"
+            ),
         ]
     )
     def get(self, request: Request, namespace: str, name: str) -> Response:
         repository = _repository(request, namespace, name)
+        platform = _param(request, "platform").lower()
+        if platform and not selectors.PLATFORM_RE.match(platform):
+            raise exceptions.ValidationError(
+                {"platform": "Give a platform as os/architecture[/variant], e.g. linux/arm64/v8."}
+            )
         tags = selectors.tag_list(
             repository=repository,
             ordering=_param(request, "ordering", default="newest"),
             name_filter=_param(request, "name", 128),
             artifacts=_param(request, "artifacts").lower() in ("1", "true", "yes"),
-            platform=_param(request, "platform"),
+            platform=platform,
         )
         page = self.paginate_queryset(tags)
         return self.get_paginated_response(TagSerializer(page, many=True).data)
@@ -416,14 +423,16 @@ class AttachmentView(APIView):
 
         repository = _repository(request, namespace, name)
         try:
-            item, chunks = services.attachment_open(repository=repository, artifact_digest=artifact, layer_digest=layer)
+            item, chunks, length = services.attachment_open(
+                repository=repository, artifact_digest=artifact, layer_digest=layer
+            )
         except services.AttachmentNotFound:
             raise exceptions.NotFound("No such attestation or SBOM.") from None
         except RegistryError:
             return Response(
                 {"detail": "The registry could not be reached."}, status=status.HTTP_503_SERVICE_UNAVAILABLE
             )
-        return attachment_response(item, chunks, f"{repository.name.replace('/', '-')}-{layer[7:19]}")
+        return attachment_response(item, chunks, f"{repository.name.replace('/', '-')}-{layer[7:19]}", length)
 
 
 # --- trusted signing keys ----------------------------------------------------------------------

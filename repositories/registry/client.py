@@ -54,6 +54,12 @@ class RegistryResponseError(RegistryError):
     """Any other unexpected answer, or a body we cannot use."""
 
 
+class RegistryContentError(RegistryResponseError):
+    """A document the registry stored and serves that the portal cannot read: not JSON, not an
+    object, or nested deeper than the parser goes (the registry's Go parser accepts thousands of
+    levels; Python's stops near one thousand). Asking again returns the same bytes."""
+
+
 @dataclass(frozen=True)
 class ManifestRef:
     digest: str
@@ -242,8 +248,10 @@ class RegistryClient:
             raise RegistryResponseError(f"GET {name}@{reference}: content does not match its digest")
         try:
             data = json.loads(raw)
-        except ValueError as exc:
-            raise RegistryResponseError(f"GET {name}:{reference}: manifest is not JSON") from exc
+        except (ValueError, RecursionError) as exc:
+            raise RegistryContentError(f"GET {name}:{reference}: manifest is not JSON the portal can read") from exc
+        if not isinstance(data, dict):
+            raise RegistryContentError(f"GET {name}:{reference}: manifest is not a JSON object")
         media_type = data.get("mediaType") or response.headers.get("Content-Type", "").split(";")[0].strip()
         return ManifestDoc(digest=digest, media_type=media_type, raw=raw, data=data)
 
@@ -285,8 +293,8 @@ class RegistryClient:
     def get_config(self, name: str, digest: str) -> dict:
         try:
             data = json.loads(self.get_blob(name, digest))
-        except ValueError as exc:
-            raise RegistryResponseError(f"config {digest} is not JSON") from exc
+        except (ValueError, RecursionError) as exc:
+            raise RegistryContentError(f"config {digest} is not JSON the portal can read") from exc
         return data if isinstance(data, dict) else {}
 
     def delete_manifest(self, name: str, digest: str) -> None:
