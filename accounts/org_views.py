@@ -24,11 +24,12 @@ from accounts import services as account_services
 from accounts.models import Level, Membership, Organization, Robot, Team, User
 from accounts.snippets import credential_snippets
 from portal.params import id_param, query_param
-from repositories import access, trust
+from repositories import access, policies, trust
 from repositories import services as repository_services
 from repositories.forms import (
     AccessRuleForm,
     DeleteOrganizationForm,
+    ImmutableTagForm,
     MemberForm,
     OrganizationSettingsForm,
     RobotForm,
@@ -37,7 +38,7 @@ from repositories.forms import (
     TeamMemberForm,
     WebhookForm,
 )
-from repositories.models import AccessRule, SigningKey
+from repositories.models import AccessRule, ImmutableTagRule, SigningKey
 from webhooks import services as webhook_services
 from webhooks.models import Webhook
 
@@ -49,6 +50,7 @@ SECTIONS = [
     ("robots", "Robots"),
     ("webhooks", "Webhooks"),
     ("keys", "Signing keys"),
+    ("immutable", "Immutable tags"),
     ("settings", "Settings"),
     ("delete", "Delete"),
 ]
@@ -113,6 +115,7 @@ def _page(request: HttpRequest, organization: Organization, *, status: int = 200
         "robot": RobotForm(prefix="robot"),
         "webhook": WebhookForm(prefix="webhook"),
         "key": SigningKeyForm(prefix="key"),
+        "immutable": ImmutableTagForm(prefix="immutable"),
         "delete": DeleteOrganizationForm(prefix="delete", full_name=organization.name),
     }
     forms.update(extra.pop("forms", {}))
@@ -130,6 +133,9 @@ def _page(request: HttpRequest, organization: Organization, *, status: int = 200
         "robots": Robot.objects.filter(organization=organization).select_related("organization").order_by("name"),
         "webhooks": Webhook.objects.filter(organization=organization).order_by("name"),
         "keys": SigningKey.objects.filter(namespace=organization.namespace).select_related("added_by"),
+        "immutable_rules": ImmutableTagRule.objects.filter(namespace=organization.namespace).select_related(
+            "created_by"
+        ),
         # Pickers: the names a field may take, offered as a list (typing still works).
         "user_choices": User.objects.filter(is_active=True)
         .order_by("username")
@@ -423,6 +429,43 @@ def key_delete(request: HttpRequest, organization: Organization) -> HttpResponse
         raise _Gone("keys", "That key is no longer trusted.")
     trust.signing_key_delete(key=key, actor=request.user)
     return _done(request, organization, "keys", f"{key.name} is no longer trusted; signed images were checked again.")
+
+
+@require_POST
+@_managed
+def immutable_add(request: HttpRequest, organization: Organization) -> HttpResponse:
+    form = ImmutableTagForm(request.POST, prefix="immutable")
+    if form.is_valid():
+        try:
+            rule = policies.immutable_rule_create(
+                namespace=organization.namespace,
+                tag_pattern=form.cleaned_data["tag_pattern"],
+                repository_pattern=form.cleaned_data["repository_pattern"],
+                actor=request.user,
+            )
+        except ValidationError as exc:
+            if hasattr(exc, "error_dict") and "pattern" in exc.error_dict:
+                exc = ValidationError({"tag_pattern": exc.error_dict["pattern"]})
+            return _invalid(request, organization, "immutable", _with_errors(form, exc))
+        return _done(
+            request,
+            organization,
+            "immutable",
+            f"Tags {rule.tag_pattern} in {rule.repository_pattern} are immutable: once pushed, they stay.",
+        )
+    return _invalid(request, organization, "immutable", form)
+
+
+@require_POST
+@_managed
+def immutable_delete(request: HttpRequest, organization: Organization) -> HttpResponse:
+    rule = ImmutableTagRule.objects.filter(
+        namespace=organization.namespace, pk=id_param(request.POST.get("rule"))
+    ).first()
+    if rule is None:
+        raise _Gone("immutable", "That rule is gone already.")
+    policies.immutable_rule_delete(rule=rule, actor=request.user)
+    return _done(request, organization, "immutable", f"Tags {rule.tag_pattern} can be pushed again and deleted.")
 
 
 @require_POST

@@ -62,6 +62,8 @@ urlpatterns = [
             ("webhooks/redeliver", account_org_views.webhook_redeliver),
             ("keys", account_org_views.key_add),
             ("keys/delete", account_org_views.key_delete),
+            ("immutable", account_org_views.immutable_add),
+            ("immutable/delete", account_org_views.immutable_delete),
             ("profile", account_org_views.settings_update),
             ("delete", account_org_views.organization_delete),
         ]
@@ -74,6 +76,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("auth/token", registry_views.token_view, name="registry-token"),
+    path("-/front/check", registry_views.front_check, name="front-check"),
     path("api/v1/registry/events", registry_views.events_view, name="registry-events"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves its start-up script as a file: no inline script, so the CSP holds.

@@ -10,6 +10,7 @@ from repositories import access, sync
 from repositories.models import (
     AccessRule,
     DailyPulls,
+    ImmutableTagRule,
     IndexEntry,
     Manifest,
     RegistryEvent,
@@ -181,6 +182,17 @@ class AccessRuleAdmin(AuditedAdmin, admin.ModelAdmin):
         if not names:
             return "None yet."
         return format_html_join(", ", "{}", ((name,) for name in names))
+
+
+@admin.register(ImmutableTagRule)
+class ImmutableTagRuleAdmin(AuditedAdmin, admin.ModelAdmin):
+    """Tags that cannot be pushed again or deleted once they exist (the front enforces them)."""
+
+    list_display = ("namespace", "repository_pattern", "tag_pattern", "created_by", "created_at")
+    list_filter = ("namespace",)
+    search_fields = ("namespace__name", "repository_pattern", "tag_pattern")
+    list_select_related = ("namespace", "created_by")
+    raw_id_fields = ("namespace", "created_by")
 
 
 @admin.register(Star)

@@ -162,6 +162,15 @@ class RobotForm(forms.Form):
     description = forms.CharField(label="Description", max_length=300, required=False)
 
 
+class ImmutableTagForm(forms.Form):
+    tag_pattern = forms.CharField(
+        label="Tag pattern", max_length=128, help_text="e.g. v* or release-*: once such a tag exists, it stays"
+    )
+    repository_pattern = forms.CharField(
+        label="In repositories", max_length=200, initial="*", help_text="* for every repository, or e.g. api-*"
+    )
+
+
 class SigningKeyForm(forms.Form):
     name = forms.CharField(label="Key name", max_length=100, help_text="e.g. release-ci or alice-laptop")
     public_key = forms.CharField(

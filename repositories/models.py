@@ -544,3 +544,44 @@ class RegistryInstance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.instance_id} ({self.address})"
+
+
+TAG_PATTERN_RE = r"^[A-Za-z0-9._*?\[\]!-]+$"
+
+
+def _validate_tag_pattern(pattern: str) -> None:
+    from repositories.access import validate_pattern
+
+    RegexValidator(TAG_PATTERN_RE, "Use letters, digits, . _ - and the wildcards * ? [ ] !.")(pattern)
+    validate_pattern(pattern)
+
+
+class ImmutableTagRule(models.Model):
+    """Tags of the namespace's repositories whose name matches `tag_pattern` (in repositories
+    whose name matches `repository_pattern`) cannot be pushed again once they exist, nor
+    deleted. Enforced where pushes and deletes happen: the front (nginx asks the portal before
+    a manifest PUT or DELETE reaches the registry) and the portal's own deletes."""
+
+    namespace = models.ForeignKey(Namespace, on_delete=models.CASCADE, related_name="immutable_tag_rules")
+    repository_pattern = models.CharField(
+        max_length=200,
+        default="*",
+        help_text="repositories of the namespace whose name matches, e.g. * or api-*",
+        validators=[_validate_rule_pattern],
+    )
+    tag_pattern = models.CharField(max_length=128, help_text="e.g. v* or release-*", validators=[_validate_tag_pattern])
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["repository_pattern", "tag_pattern"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["namespace", "repository_pattern", "tag_pattern"], name="immutable_tag_rule_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.repository_pattern}:{self.tag_pattern}"

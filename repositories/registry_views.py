@@ -279,3 +279,76 @@ def events_view(request: HttpRequest) -> JsonResponse:
         log.warning("registry events not stored (the registry will send them again): %s", exc)
         return _error(503, "UNAVAILABLE", "the portal's database is busy; send again", Retry_After="1")
     return JsonResponse({"stored": len(stored.new_ids)})
+
+
+# --- the front door (issue 16) -----------------------------------------------------------------
+
+
+def _registry_has_tag(full_name: str, tag: str) -> bool:
+    from repositories.registry import get_client
+    from repositories.registry.client import RegistryError, RegistryNotFound
+
+    try:
+        get_client().head_manifest(full_name, tag)
+    except RegistryNotFound:
+        return False
+    except RegistryError:
+        return False  # the registry cannot be reached: the request itself fails there
+    return True
+
+
+@csrf_exempt
+def front_check(request: HttpRequest):
+    """nginx's auth_request for a manifest PUT or DELETE (deploy/nginx/default.conf.template):
+    204 lets it through to the registry; 403 refuses it, with the message nginx turns into the
+    registry-style `DENIED` error the docker CLI prints. The original request's method and URI
+    come from nginx; its Authorization header is the client's own."""
+    from django.http import HttpResponse
+
+    denied = _front_answer(
+        request.headers.get("Authorization", ""),
+        request.headers.get("X-Original-Method", ""),
+        request.headers.get("X-Original-URI", ""),
+    )
+    if denied is None:
+        return HttpResponse(status=204)
+    response = HttpResponse(status=403)
+    response["X-Dockyard-Denied"] = denied
+    return response
+
+
+def _front_answer(authorization: str, method: str, uri: str) -> str | None:
+    from repositories.policies import FrontRequest, front_decision
+
+    token = authorization[7:].strip() if authorization[:7].lower() == "bearer " else ""
+    front = FrontRequest(method=method.upper()[:10], uri=uri[:2048], token=token)
+    denied = front_decision(front, registry_has_tag=_registry_has_tag)
+    if denied is not None:
+        log.info("front refused %s %s: %s", front.method, front.uri, denied)
+    return denied
+
+
+def front_check_wsgi(environ, start_response):
+    """The same answer as front_check, served by portal/wsgi.py before Django's request
+    machinery (middleware, sessions, URL resolving: about half the cost): nginx asks it for
+    every manifest PUT and DELETE. An error answers 500, which nginx turns into a refusal."""
+    from django.db import close_old_connections
+
+    close_old_connections()
+    try:
+        denied = _front_answer(
+            environ.get("HTTP_AUTHORIZATION", ""),
+            environ.get("HTTP_X_ORIGINAL_METHOD", ""),
+            environ.get("HTTP_X_ORIGINAL_URI", ""),
+        )
+    except Exception:
+        log.exception("the front's check failed")
+        start_response("500 Internal Server Error", [("Content-Length", "0")])
+        return [b""]
+    finally:
+        close_old_connections()
+    if denied is None:
+        start_response("204 No Content", [])
+    else:
+        start_response("403 Forbidden", [("X-Dockyard-Denied", denied), ("Content-Length", "0")])
+    return [b""]

@@ -214,10 +214,12 @@ def tag_delete(
     (DESIGN.md section 5: the registry is the truth), never from the portal's picture, which a
     lost event can leave stale: deleting "latest" must delete what "latest" is now.
 
-    Returns (digest, every tag removed). Raises ConfirmationRequired when other tags would go
+    Returns (digest, every tag removed). Raises policies.TagImmutable when one of them is
+    immutable; ConfirmationRequired when other tags would go
     too and `confirm` is false, or when the tag no longer points at `expected_digest` (what the
     person confirmed); TagNotInRegistry when the registry has no such tag (the portal forgets
     it); RegistryError when the registry cannot be reached (then nothing changed)."""
+    from repositories import policies
     from repositories.models import Tag
     from repositories.registry import get_client
     from repositories.registry.client import RegistryNotFound
@@ -233,6 +235,8 @@ def tag_delete(
     except TagNotInRegistry:
         _forget_tags(repository=repository, names=[tag_name], actor=actor, reason="gone from the registry")
         raise
+    # An immutable tag is never deleted, nor is a digest that carries one (TagImmutable).
+    policies.check_delete(namespace_name=repository.namespace.name, repository_name=repository.name, tags=siblings)
     others = [name for name in siblings if name != tag_name]
     if (others and not confirm) or (expected_digest and expected_digest != digest):
         raise ConfirmationRequired(digest, siblings)

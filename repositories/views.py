@@ -24,6 +24,7 @@ from repositories import access, selectors, services
 from repositories.forms import DeleteRepositoryForm, DescriptionForm, GrantForm, VisibilityForm, WebhookForm
 from repositories.markdown import render_markdown
 from repositories.models import DailyPulls, Repository, RepositoryGrant
+from repositories.policies import TagImmutable, check_delete, immutable_tags
 from repositories.registry.client import RegistryError
 from webhooks import services as webhook_services
 from webhooks.models import Webhook
@@ -157,6 +158,11 @@ def repository_tags(request: HttpRequest, namespace: str, name: str) -> HttpResp
     context.update(
         page=page,
         tags=page.object_list,
+        immutable=immutable_tags(
+            namespace_name=repository.namespace.name,
+            repository_name=repository.name,
+            tag_names=[t.name for t in page.object_list],
+        ),
         sort=ordering,
         name_filter=name_filter,
         platform=platform,
@@ -174,7 +180,14 @@ def tag_detail(request: HttpRequest, namespace: str, name: str, tag: str) -> Htt
     if detail is None:
         raise Http404("No such tag.")
     context = _repository_context(request, repository, decision, "tags")
-    context.update(detail=detail, tag=detail.tag, manifest=detail.manifest)
+    context.update(
+        detail=detail,
+        tag=detail.tag,
+        manifest=detail.manifest,
+        immutable=immutable_tags(
+            namespace_name=repository.namespace.name, repository_name=repository.name, tag_names=[detail.tag.name]
+        ),
+    )
     return render(request, "repositories/tag_detail.html", context)
 
 
@@ -244,8 +257,12 @@ def tag_delete(request: HttpRequest, namespace: str, name: str, tag: str) -> Htt
             messages.success(request, f"Deleted {', '.join(deleted)} ({_digest[:19]}).")
             return back
         digest, siblings = services.tag_delete_preview(repository=repository, tag_name=tag)
+        check_delete(namespace_name=namespace, repository_name=repository.name, tags=siblings)
     except services.TagNotInRegistry:
         messages.info(request, f"The registry has no tag {tag} (any more).")
+        return back
+    except TagImmutable as exc:
+        messages.error(request, f"Nothing was deleted: {exc}.")
         return back
     except services.ConfirmationRequired as exc:
         messages.warning(request, f"{tag} moved since you looked: check what goes with it now.")

@@ -7,10 +7,17 @@ cd "$(dirname "$0")/.."
 
 export DOCKYARD_DATA_DIR="${DOCKYARD_DATA_DIR:-$PWD/var}"
 export REGISTRY_CONFIG_FILE="${REGISTRY_CONFIG_FILE:-$DOCKYARD_DATA_DIR/registry.yml}"
+# One address for everything (the front: nginx): /v2/ to the registry, which nginx asks the
+# portal about before a manifest PUT or DELETE; the rest to the portal. Behind it, gunicorn and
+# the registry listen on loopback ports of their own.
 export PORTAL_LISTEN="${PORTAL_LISTEN:-127.0.0.1:8000}"
 export PORTAL_URL="${PORTAL_URL:-http://$PORTAL_LISTEN}"
+export WEB_LISTEN="${WEB_LISTEN:-127.0.0.1:8001}"
 export REGISTRY_LISTEN="${REGISTRY_LISTEN:-127.0.0.1:5000}"
 export REGISTRY_URL="${REGISTRY_URL:-http://$REGISTRY_LISTEN}"
+export REGISTRY_PUBLIC_HOST="${REGISTRY_PUBLIC_HOST:-$PORTAL_LISTEN}"
+# Every request reaches the portal through nginx, which names the client: trust it to.
+export TRUSTED_PROXIES="${TRUSTED_PROXIES:-127.0.0.1}"
 export REDIS_PORT="${REDIS_PORT:-6379}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}"
 export LOG_FORMAT="${LOG_FORMAT:-plain}"  # a terminal, not a log collector
@@ -27,6 +34,17 @@ $PY manage.py migrate --no-input >/dev/null
 $PY manage.py collectstatic --no-input -v0
 admin_line="$($PY manage.py ensure_admin)"
 $PY manage.py registry_config
+DJANGO_SETTINGS_MODULE=portal.settings $PY -c '
+import os, django
+from pathlib import Path
+django.setup()
+from django.conf import settings
+from portal.front import write_config
+host, _, port = os.environ["PORTAL_LISTEN"].rpartition(":")
+write_config(Path(os.environ["DOCKYARD_DATA_DIR"]) / "front", {
+    "PORTAL_UPSTREAM": os.environ["WEB_LISTEN"], "REGISTRY_UPSTREAM": os.environ["REGISTRY_LISTEN"],
+    "LISTEN_PORT": port, "STATIC_ROOT": str(settings.STATIC_ROOT)}, listen_host=host)
+'
 $PY manage.py sample_image "$DOCKYARD_DATA_DIR/sample-image" --tag latest >/dev/null
 
 read -r portal_url registry_host < <(DJANGO_SETTINGS_MODULE=portal.settings $PY -c \
@@ -42,7 +60,8 @@ cat <<MSG
 
   Portal:    $portal_url/
   Admin:     $portal_url/admin/
-  Registry:  http://$registry_host/v2/  (token auth by the portal)
+  Registry:  http://$registry_host/v2/  (the same address: nginx, the front, passes /v2/ to
+             the registry and asks the portal about pushes and deletes that a policy covers)
   $admin_line
 
   Push the sample image (made locally, nothing downloaded):

@@ -54,11 +54,12 @@ def main_process(root: int, pattern: str) -> int | None:
 
 @pytest.fixture
 def stack(tmp_path):
-    ports = {name: services.free_port() for name in ("portal", "registry", "redis")}
+    ports = {name: services.free_port() for name in ("portal", "web", "registry", "redis")}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST", "DATABASE_URL", "REDIS"))}
     env.update(
         DOCKYARD_DATA_DIR=str(tmp_path / "var"),
-        PORTAL_LISTEN=f"127.0.0.1:{ports['portal']}",
+        PORTAL_LISTEN=f"127.0.0.1:{ports['portal']}",  # the front (nginx): the one public address
+        WEB_LISTEN=f"127.0.0.1:{ports['web']}",
         REGISTRY_LISTEN=f"127.0.0.1:{ports['registry']}",
         REDIS_PORT=str(ports["redis"]),
         DJANGO_SUPERUSER_USERNAME="admin",
@@ -75,7 +76,8 @@ def stack(tmp_path):
         services.wait_until(lambda: requests.get(f"{base}/healthz", timeout=1).ok, timeout=90, what="make run")
         yield {
             "base": base,
-            "registry": f"127.0.0.1:{ports['registry']}",
+            "registry": f"127.0.0.1:{ports['registry']}",  # behind the front
+            "front": f"127.0.0.1:{ports['portal']}",
             "pid": proc.pid,
             "log": tmp_path / "run.log",
             "data": tmp_path / "var",
@@ -101,7 +103,7 @@ def push_sample(stack, tag: str) -> None:
         "--dest-creds",
         f"admin:{ADMIN_PASSWORD}",
         f"oci:{stack['data']}/sample-image:latest",
-        f"docker://{stack['registry']}/admin/hello:{tag}",
+        f"docker://{stack['front']}/admin/hello:{tag}",
     )
     assert result.returncode == 0, result.stderr
 

@@ -10,8 +10,8 @@ import pytest
 from django.db import transaction
 
 from accounts.models import Level, Organization, Team
-from repositories import trust
-from repositories.models import AccessRule, SigningKey
+from repositories import policies, trust
+from repositories.models import AccessRule, ImmutableTagRule, SigningKey
 from tests.cast import CAST, build_cast
 from tests.oci_push import new_key, public_pem
 
@@ -108,6 +108,10 @@ ENDPOINTS = [
     ("GET", "/api/v1/namespaces/acme/signing-keys/", None, MANAGE),
     ("POST", "/api/v1/namespaces/acme/signing-keys/", {"name": "ci", "public_key": CI_KEY}, MANAGE),
     ("DELETE", "/api/v1/namespaces/acme/signing-keys/{key}/", None, MANAGE),
+    # Immutable tags (issue 16): the same.
+    ("GET", "/api/v1/namespaces/acme/immutable-tags/", None, MANAGE),
+    ("POST", "/api/v1/namespaces/acme/immutable-tags/", {"pattern": "release-*"}, MANAGE),
+    ("DELETE", "/api/v1/namespaces/acme/immutable-tags/{immutable}/", None, MANAGE),
 ]
 
 
@@ -123,6 +127,7 @@ def cast(settings):
     world, callers = build_cast()
     acme = Organization.objects.get(name="acme")
     trust.signing_key_add(namespace=acme.namespace, name="release", public_key=public_pem(new_key("ecdsa")), actor=None)
+    policies.immutable_rule_create(namespace=acme.namespace, tag_pattern="v*", actor=None)
     return world, callers
 
 
@@ -137,9 +142,10 @@ def test_organization_endpoints(cast, caller_name):
     client = callers[caller_name].client()
     rule = AccessRule.objects.get(organization__name="acme", pattern="priv-*")
     key = SigningKey.objects.get(namespace__name="acme", name="release")
+    immutable = ImmutableTagRule.objects.get(namespace__name="acme", tag_pattern="v*")
     failures = []
     for method, path, body, expected_by_caller in ENDPOINTS:
-        path = path.format(rule=rule.pk, key=key.pk)
+        path = path.format(rule=rule.pk, key=key.pk, immutable=immutable.pk)
         expected = expected_by_caller[caller_name]
         with transaction.atomic():
             response = getattr(client, method.lower())(path, body, format="json")

@@ -406,7 +406,7 @@ def test_a_signature_made_by_cosign_verifies():
 # --- what a hostile pusher can put in a manifest (found by a black-box review) ---------------
 
 
-def deep_manifest(pusher: oci.Pusher, tag: str) -> None:
+def deep_manifest(pusher: oci.Pusher, tag: str) -> str:
     """A manifest with an unknown field nested 5,000 deep: the registry (Go) stores it; Python's
     parser stops near 1,000 levels."""
     config = pusher.blob(json.dumps({"architecture": "amd64", "os": "linux"}).encode(), oci.OCI_CONFIG)
@@ -418,11 +418,24 @@ def deep_manifest(pusher: oci.Pusher, tag: str) -> None:
         headers={**pusher.headers, "Content-Type": oci.OCI_MANIFEST},
     )
     assert response.status_code == 201, response.text
+    return response.headers["Docker-Content-Digest"]
 
 
 def test_a_poisoned_push_is_set_aside_and_everyone_elses_goes_on(registry, live_server, alice, bob):
     mallory = login(registry, live_server, "alice/poison")
-    deep_manifest(mallory, "deep")
+    deep = deep_manifest(mallory, "deep")
+    try:
+        _poisoned_push_set_aside(registry, live_server, mallory, alice)
+    finally:
+        # The registry outlives the test: crawls in later tests would meet the unreadable
+        # manifest (and say so: the run is partial, with the repository's error).
+        from repositories.registry import get_client
+
+        get_client().delete_manifest("alice/poison", deep)
+        registry.drain_notifications()
+
+
+def _poisoned_push_set_aside(registry, live_server, mallory, alice):
     target = oci.image(mallory, layers=(b"victim",), tag="fine")
     deep_payload = ("[" * 20000 + "]" * 20000).encode()
     sign_tag(mallory, registry, target["digest"], oci.Signature(deep_payload, "AAAA"))

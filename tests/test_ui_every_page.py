@@ -69,6 +69,7 @@ NOT_PAGES = {
     "docker-search",
     "repository-star",
     "admin-effective-access",
+    "front-check",  # nginx's auth_request, not a page (tests/test_front.py)
     "attachment-download",  # a file download, not a page (tests/test_signatures.py fetches it)
 }
 

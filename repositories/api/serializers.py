@@ -261,3 +261,13 @@ class DockerSearchSerializer(serializers.Serializer):
     page_size = serializers.IntegerField()
     query = serializers.CharField()
     results = DockerSearchResultSerializer(many=True)
+
+
+class ImmutableTagRuleSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    pattern = serializers.CharField(max_length=128, help_text="tag pattern, e.g. v* or release-*")
+    repository = serializers.CharField(
+        max_length=200, required=False, default="*", help_text="repository name pattern within the namespace"
+    )
+    created_by = serializers.CharField(read_only=True, allow_null=True)
+    created_at = serializers.DateTimeField(read_only=True)

@@ -54,4 +54,10 @@ urlpatterns = [
         views.SigningKeyDetailView.as_view(),
         name="api-signing-key",
     ),
+    path("namespaces/<str:namespace>/immutable-tags/", views.ImmutableTagListView.as_view(), name="api-immutable-tags"),
+    path(
+        "namespaces/<str:namespace>/immutable-tags/<int:rule_id>/",
+        views.ImmutableTagDetailView.as_view(),
+        name="api-immutable-tag",
+    ),
 ]

@@ -29,6 +29,7 @@ from repositories.api.serializers import (
     DockerSearchSerializer,
     GrantSerializer,
     GrantWriteSerializer,
+    ImmutableTagRuleSerializer,
     RepositoryDetailSerializer,
     RepositorySerializer,
     RepositoryWriteSerializer,
@@ -38,6 +39,7 @@ from repositories.api.serializers import (
     TagSerializer,
 )
 from repositories.models import Repository, RepositoryGrant, SigningKey
+from repositories.policies import TagImmutable
 
 
 def _param(request: Request, name: str, limit: int = 100, default: str = "") -> str:
@@ -284,6 +286,8 @@ class TagDetailView(APIView):
             )
         except services.TagNotInRegistry:
             raise exceptions.NotFound("The registry has no such tag.") from None
+        except TagImmutable as exc:
+            raise exceptions.PermissionDenied(f"Nothing was deleted: {exc}.") from None
         except services.ConfirmationRequired as exc:
             return Response(
                 {
@@ -500,4 +504,66 @@ class SigningKeyDetailView(APIView):
         if key is None:
             raise exceptions.NotFound("No such key.")
         trust.signing_key_delete(key=key, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- immutable tags (issue 16) -------------------------------------------------------------------
+
+
+def _rule_data(rule) -> dict:
+    return {
+        "id": rule.pk,
+        "pattern": rule.tag_pattern,
+        "repository": rule.repository_pattern,
+        "created_by": rule.created_by.username if rule.created_by_id else None,
+        "created_at": rule.created_at,
+    }
+
+
+class ImmutableTagListView(APIView):
+    """Tag patterns that cannot be pushed again once a tag exists, nor deleted; enforced by the
+    front (nginx asks the portal before a manifest PUT or DELETE reaches the registry) and by
+    the portal's own deletes."""
+
+    @extend_schema(responses=ImmutableTagRuleSerializer(many=True))
+    def get(self, request: Request, namespace: str) -> Response:
+        from repositories.models import ImmutableTagRule
+
+        found = _managed_namespace(request, namespace)
+        rules = ImmutableTagRule.objects.filter(namespace=found).select_related("created_by")
+        return Response([_rule_data(rule) for rule in rules])
+
+    @extend_schema(request=ImmutableTagRuleSerializer, responses={201: ImmutableTagRuleSerializer})
+    def post(self, request: Request, namespace: str) -> Response:
+        from repositories import policies
+
+        found = _managed_namespace(request, namespace)
+        data = ImmutableTagRuleSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            rule = policies.immutable_rule_create(
+                namespace=found,
+                tag_pattern=data.validated_data["pattern"],
+                repository_pattern=data.validated_data.get("repository") or "*",
+                actor=request.user,
+            )
+        except ValidationError as exc:
+            errors = exc.message_dict
+            raise exceptions.ValidationError(
+                {{"tag_pattern": "pattern", "repository_pattern": "repository"}.get(k, k): v for k, v in errors.items()}
+            ) from None
+        return Response(_rule_data(rule), status=status.HTTP_201_CREATED)
+
+
+class ImmutableTagDetailView(APIView):
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, namespace: str, rule_id: int) -> Response:
+        from repositories import policies
+        from repositories.models import ImmutableTagRule
+
+        found = _managed_namespace(request, namespace)
+        rule = ImmutableTagRule.objects.filter(namespace=found, pk=rule_id).first()
+        if rule is None:
+            raise exceptions.NotFound("No such rule.")
+        policies.immutable_rule_delete(rule=rule, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -48,3 +48,36 @@ def _client(base_url: str, timeout: int) -> RegistryClient:
 
 def get_client() -> RegistryClient:
     return _client(settings.REGISTRY_URL, settings.REGISTRY_TIMEOUT)
+
+
+@functools.lru_cache(maxsize=4)
+def _bundle_keys(bundle_path: str, mtime: int) -> tuple:
+    from cryptography import x509
+
+    data = Path(bundle_path).read_bytes()
+    return tuple(cert.public_key() for cert in x509.load_pem_x509_certificates(data))
+
+
+def read_registry_token(token: str) -> dict | None:
+    """The claims of a registry token this portal issued (signed by a key in the bundle the
+    registry trusts, for this service, not expired), or None. For the front's checks: what a
+    request may do is what its token says."""
+    import jwt
+
+    from repositories.registry.token import BUNDLE_FILE
+
+    bundle = Path(settings.TOKEN_KEY_DIR) / BUNDLE_FILE
+    try:
+        keys = _bundle_keys(str(bundle), bundle.stat().st_mtime_ns)
+    except (OSError, ValueError):
+        return None
+    for key in keys:
+        try:
+            return jwt.decode(
+                token, key, algorithms=["ES256"], audience=settings.REGISTRY_SERVICE, issuer=settings.TOKEN_ISSUER
+            )
+        except jwt.InvalidSignatureError:
+            continue
+        except jwt.PyJWTError:
+            return None
+    return None

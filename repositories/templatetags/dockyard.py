@@ -156,6 +156,12 @@ def describe(event) -> str:
         key = escape(event.target_name.split(":", 1)[-1])
         verb = "trusted" if action == "signing_key.add" else "stopped trusting"
         return f"{who} {verb} the signing key {key} for {escape(event.namespace)}"
+    if action in ("immutable_rule.add", "immutable_rule.delete"):
+        pattern = f"<code>{escape(data.get('pattern', ''))}</code>"
+        where = f"<code>{escape(data.get('repository', '*'))}</code>"
+        if action == "immutable_rule.add":
+            return f"{who} made tags {pattern} immutable in {where}"
+        return f"{who} made tags {pattern} in {where} mutable again"
     if action == "organization.create":
         return f"{who} created the organization {escape(event.namespace)}"
     if action == "organization.update":
@@ -186,3 +192,9 @@ def outside_sections(messages) -> list:
 @register.filter
 def in_section(messages, section: str) -> list:
     return [m for m in messages if _section_of(m) == section]
+
+
+@register.filter
+def get_item(mapping, key):
+    """`mapping|get_item:key`: a dictionary's value, or None."""
+    return mapping.get(key) if isinstance(mapping, dict) else None

@@ -1,0 +1,198 @@
+"""Lifecycle policies enforced at the registry's front door (issue 16): immutable tags.
+
+The token server cannot enforce a tag rule (a token's scope names a repository, not a tag), so
+nginx asks the portal (`front_decision`) before the few requests a policy covers reach the
+registry: a manifest PUT and a manifest DELETE. Everything else goes straight through. The
+answer costs two small queries and no registry round trip in the common case.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from accounts.models import Namespace
+from audit.services import audit_record
+from repositories.access import pattern_matches, split_repository_name
+from repositories.models import ImmutableTagRule, Tag
+
+MANIFEST_PATH_RE = re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<reference>[^/]+)$")
+DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+MAX_RULES_PER_NAMESPACE = 100
+SAFE_MESSAGE_RE = re.compile(r"[^A-Za-z0-9 ._*?()\[\]!/:,-]")
+
+
+# --- rules -------------------------------------------------------------------------------------
+
+
+def immutable_rule_create(*, namespace: Namespace, tag_pattern: str, repository_pattern: str = "*", actor):
+    """Make tags matching `tag_pattern` (in repositories matching `repository_pattern`)
+    immutable once they exist. Audited."""
+    rule = ImmutableTagRule(
+        namespace=namespace,
+        tag_pattern=(tag_pattern or "").strip(),
+        repository_pattern=(repository_pattern or "*").strip() or "*",
+        created_by=actor if getattr(actor, "pk", None) else None,
+    )
+    rule.full_clean(exclude=["namespace", "created_by"], validate_unique=False)
+    if ImmutableTagRule.objects.filter(namespace=namespace).count() >= MAX_RULES_PER_NAMESPACE:
+        raise ValidationError({"pattern": f"A namespace has at most {MAX_RULES_PER_NAMESPACE} immutable-tag rules."})
+    try:
+        with transaction.atomic():
+            rule.save()
+            audit_record(
+                action="immutable_rule.add",
+                actor=actor,
+                target_name=f"{namespace.name}/{rule.repository_pattern}:{rule.tag_pattern}",
+                namespace=namespace.name,
+                data={"repository": rule.repository_pattern, "pattern": rule.tag_pattern},
+            )
+    except IntegrityError:
+        raise ValidationError({"pattern": "This rule exists already."}) from None
+    return rule
+
+
+def immutable_rule_delete(*, rule: ImmutableTagRule, actor) -> None:
+    with transaction.atomic():
+        audit_record(
+            action="immutable_rule.delete",
+            actor=actor,
+            target_name=f"{rule.namespace.name}/{rule.repository_pattern}:{rule.tag_pattern}",
+            namespace=rule.namespace.name,
+            data={"repository": rule.repository_pattern, "pattern": rule.tag_pattern},
+        )
+        rule.delete()
+
+
+@dataclass(frozen=True)
+class Rule:
+    repository_pattern: str
+    tag_pattern: str
+
+
+def rules_for(namespace_name: str, repository_name: str) -> list[Rule]:
+    """The immutable-tag rules that cover this repository (one small query: the front asks
+    this for every manifest PUT)."""
+    rows = (
+        ImmutableTagRule.objects.filter(namespace__name=namespace_name)
+        .order_by("pk")
+        .values_list("repository_pattern", "tag_pattern")
+    )
+    return [Rule(repo, tag) for repo, tag in rows if pattern_matches(repo, repository_name)]
+
+
+def immutable_rule(rules: list[Rule], tag_name: str) -> Rule | None:
+    return next((rule for rule in rules if pattern_matches(rule.tag_pattern, tag_name)), None)
+
+
+def immutable_tags(*, namespace_name: str, repository_name: str, tag_names) -> dict[str, str]:
+    """{tag: the rule's pattern} for the tags given that are immutable (for the UI's marks)."""
+    rules = rules_for(namespace_name, repository_name)
+    if not rules:
+        return {}
+    found = {}
+    for name in tag_names:
+        rule = immutable_rule(rules, name)
+        if rule is not None:
+            found[name] = rule.tag_pattern
+    return found
+
+
+class TagImmutable(Exception):
+    """A push over, or a delete of, an immutable tag; the message names the rule."""
+
+
+def denial(tag_name: str, rule: Rule) -> str:
+    return f"tag {tag_name} is immutable (rule {rule.tag_pattern})"
+
+
+def check_delete(*, namespace_name: str, repository_name: str, tags: list[str]) -> None:
+    """Raise TagImmutable if deleting a digest that carries these tags would remove an
+    immutable one (the portal's own deletes, and the front's)."""
+    rules = rules_for(namespace_name, repository_name)
+    for name in sorted(tags):
+        rule = immutable_rule(rules, name)
+        if rule is not None:
+            raise TagImmutable(denial(name, rule))
+
+
+# --- the front ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FrontRequest:
+    method: str
+    uri: str
+    token: str  # the registry bearer token the client sent, or ''
+
+
+def _grants(token: str, repository: str, action: str) -> bool:
+    """Whether the request's own registry token allows `action` on `repository`. A request
+    without one is refused by the registry anyway: the front says nothing about it (and so
+    tells nobody which tags of a private repository exist)."""
+    from repositories.registry import read_registry_token
+
+    claims = read_registry_token(token) if token else None
+    if not claims:
+        return False
+    for entry in claims.get("access") or []:
+        if entry.get("type") == "repository" and entry.get("name") == repository and action in entry.get("actions", []):
+            return True
+    return False
+
+
+def front_decision(request: FrontRequest, *, registry_has_tag=None) -> str | None:
+    """None to let the request through, else the registry-style DENIED message naming the rule.
+    `registry_has_tag(name, tag)` answers whether the registry holds a tag the portal has not
+    heard of yet (a push whose event is on its way); called only for tags a rule covers."""
+    path = unquote(urlsplit(request.uri).path)
+    match = MANIFEST_PATH_RE.match(path)
+    if match is None or request.method not in ("PUT", "DELETE"):
+        return None
+    full_name, reference = match.group("name"), match.group("reference")
+    namespace_name, repository_name = split_repository_name(full_name)
+    if not namespace_name:
+        return None
+    action = "push" if request.method == "PUT" else "delete"
+    if not _grants(request.token, full_name, action):
+        return None  # the registry refuses it; nothing to add
+    rules = rules_for(namespace_name, repository_name)
+    if not rules:
+        return None
+    if request.method == "PUT":
+        if DIGEST_RE.match(reference):
+            return None  # by digest: no tag moves
+        rule = immutable_rule(rules, reference)
+        if rule is None:
+            return None
+        known = Tag.objects.filter(
+            repository__namespace__name=namespace_name, repository__name=repository_name, name=reference
+        ).exists()
+        if known or (registry_has_tag is not None and registry_has_tag(full_name, reference)):
+            return _safe(denial(reference, rule))
+        return None
+    # DELETE: by digest (2.8) removes every tag on it; by tag (3.x untags).
+    if DIGEST_RE.match(reference):
+        tags = list(
+            Tag.objects.filter(
+                repository__namespace__name=namespace_name,
+                repository__name=repository_name,
+                manifest__digest=reference,
+            ).values_list("name", flat=True)
+        )
+    else:
+        tags = [reference]
+    try:
+        check_delete(namespace_name=namespace_name, repository_name=repository_name, tags=tags)
+    except TagImmutable as exc:
+        return _safe(str(exc))
+    return None
+
+
+def _safe(message: str) -> str:
+    """nginx puts the message into a JSON string literal as it is: no quotes, no backslashes."""
+    return SAFE_MESSAGE_RE.sub("_", message)[:300]

@@ -1,0 +1,153 @@
+"""The front door (issue 16) with real parts: Debian's nginx rendering the compose template, the
+real registry behind it, the portal answering nginx's auth_request, skopeo pushing through it.
+Immutable tags are refused by the registry path itself, with the registry's own error shape."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+from rest_framework.test import APIClient
+
+from portal.front import write_config
+from repositories import sync
+from repositories.models import RegistryEvent, Tag
+from repositories.oci_layout import write_image
+from tests import services
+from tests.conftest import PASSWORD
+from tests.helpers import push
+
+pytestmark = [pytest.mark.registry]
+
+
+@pytest.fixture
+def front(registry, live_server, tmp_path):
+    port = services.free_port()
+    static = tmp_path / "static"
+    static.mkdir()
+    config = write_config(
+        tmp_path / "front",
+        {
+            "PORTAL_UPSTREAM": live_server.url.removeprefix("http://"),
+            "REGISTRY_UPSTREAM": registry.host,
+            "LISTEN_PORT": str(port),
+            "STATIC_ROOT": str(static),
+        },
+        listen_host="127.0.0.1",
+    )
+    nginx = services.Process("front-nginx", ["nginx", "-c", str(config), "-p", str(config.parent)], log_dir=tmp_path)
+    host = f"127.0.0.1:{port}"
+    try:
+        services.wait_until(lambda: requests.get(f"http://{host}/v2/", timeout=1).status_code == 401, what="nginx")
+        yield host
+    finally:
+        nginx.stop()
+
+
+def process_events(registry) -> None:
+    registry.drain_notifications()
+    for pk in RegistryEvent.objects.filter(status="pending").order_by("pk").values_list("pk", flat=True):
+        sync.process_registry_event(pk)
+
+
+def pushed(tmp_path, front: str, ref: str, content: str):
+    image = write_image(tmp_path / content, "t", content=content)
+    return image, push(tmp_path / content, "t", front, ref, creds=f"alice:{PASSWORD}")
+
+
+def registry_token(live_server, scope: str) -> str:
+    from django.conf import settings
+
+    answer = requests.get(
+        f"{live_server.url}/auth/token",
+        params={"service": settings.REGISTRY_SERVICE, "scope": scope},
+        auth=("alice", PASSWORD),
+        timeout=10,
+    )
+    return answer.json()["token"]
+
+
+def test_an_immutable_tag_cannot_be_pushed_again_or_deleted(front, registry, live_server, alice, tmp_path):
+    client = APIClient()
+    client.force_login(alice)
+    made = client.post("/api/v1/namespaces/alice/immutable-tags/", {"pattern": "v*"}, format="json")
+    assert made.status_code == 201, made.content
+    assert made.json()["pattern"] == "v*" and made.json()["repository"] == "*"
+
+    first, result = pushed(tmp_path, front, "alice/app:v1.0", "first")
+    assert result.returncode == 0, result.stderr
+    process_events(registry)
+    assert Tag.objects.get(repository__name="app", name="v1.0").manifest.digest == first.top.digest
+
+    # Pushed again: refused by the registry path itself, in the registry's words.
+    _, again = pushed(tmp_path, front, "alice/app:v1.0", "second")
+    assert again.returncode != 0
+    assert "tag v1.0 is immutable (rule v*)" in again.stderr
+    from repositories.registry import get_client
+
+    assert get_client().head_manifest("alice/app", "v1.0").digest == first.top.digest
+
+    # Tags no rule covers move as always; a tag the portal has not heard of yet is still
+    # protected (the front asks the registry about tags a rule covers).
+    for content in ("latest-1", "latest-2"):
+        assert pushed(tmp_path, front, "alice/app:latest", content)[1].returncode == 0
+    assert pushed(tmp_path, front, "alice/app:v2.0", "v2-first")[1].returncode == 0
+    assert "tag v2.0 is immutable" in pushed(tmp_path, front, "alice/app:v2.0", "v2-second")[1].stderr
+    process_events(registry)
+
+    # A delete by digest through the front: refused with the registry's error shape.
+    token = registry_token(live_server, "repository:alice/app:pull,push,delete")
+    response = requests.delete(
+        f"http://{front}/v2/alice/app/manifests/{first.top.digest}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert response.status_code == 403
+    assert response.json() == {
+        "errors": [{"code": "DENIED", "message": "tag v1.0 is immutable (rule v*)", "detail": None}]
+    }
+    assert response.headers["Docker-Distribution-API-Version"] == "registry/2.0"
+    # … and through the portal's API and pages.
+    refused = client.delete("/api/v1/repositories/alice/app/tags/v1.0/?confirm=true")
+    assert refused.status_code == 403 and "immutable" in refused.json()["detail"]
+    assert get_client().head_manifest("alice/app", "v1.0").digest == first.top.digest
+
+    # Pulls go straight through; a request without a token gets the registry's own challenge.
+    pulled = services.skopeo(
+        "inspect", "--tls-verify=false", "--raw", "--creds", f"alice:{PASSWORD}", f"docker://{front}/alice/app:v1.0"
+    )
+    assert pulled.returncode == 0 and json.loads(pulled.stdout)["layers"]
+    anonymous = requests.put(f"http://{front}/v2/alice/app/manifests/v1.0", data=b"{}", timeout=10)
+    assert anonymous.status_code == 401 and "Bearer realm" in anonymous.headers["WWW-Authenticate"]
+    # The portal's check is for nginx only.
+    assert requests.get(f"http://{front}/-/front/check", timeout=10).status_code == 404
+
+    # The page marks the tag; without the rule, the tag moves again.
+    assert "immutable" in client.get("/r/alice/app/-/tags/").content.decode()
+    rule = made.json()["id"]
+    assert client.delete(f"/api/v1/namespaces/alice/immutable-tags/{rule}/").status_code == 204
+    assert pushed(tmp_path, front, "alice/app:v1.0", "third")[1].returncode == 0
+    from audit.models import AuditEvent
+
+    rows = AuditEvent.objects.filter(action__startswith="immutable_rule.").order_by("pk")
+    assert list(rows.values_list("action", flat=True)) == [
+        "immutable_rule.add",
+        "immutable_rule.delete",
+    ]
+
+
+def test_rules_are_checked_when_made(db, alice, bob):
+    client = APIClient()
+    client.force_login(alice)
+    url = "/api/v1/namespaces/alice/immutable-tags/"
+    for bad in [{"pattern": ""}, {"pattern": "v 1"}, {"pattern": "v[1"}, {"pattern": "x" * 200}, {}]:
+        response = client.post(url, bad, format="json")
+        assert response.status_code == 400, (bad, response.content)
+    assert client.post(url, {"pattern": "v*", "repository": "api-*"}, format="json").status_code == 201
+    duplicate = client.post(url, {"pattern": "v*", "repository": "api-*"}, format="json")
+    assert duplicate.status_code == 400 and "exists already" in duplicate.content.decode()
+    bobs = APIClient()
+    bobs.force_login(bob)
+    assert bobs.get(url).status_code == 403
+    assert bobs.post(url, {"pattern": "x*"}, format="json").status_code == 403
