@@ -12,6 +12,8 @@ COPY --from=wheels /wheels /wheels
 RUN pip install --no-cache-dir --no-index /wheels/*.whl && rm -rf /wheels \
  && useradd --system --uid 10001 --home-dir /data dockyard && mkdir -p /data /config /static \
  && chown dockyard /data /config /static
+# The registry's own binary, for `manage.py registry_gc` (compose's registry-gc one-shot).
+COPY --from=registry:2.8.3 /bin/registry /usr/local/bin/registry
 WORKDIR /app
 COPY --chown=dockyard . .
 USER dockyard

@@ -24,7 +24,7 @@ from accounts import services as account_services
 from accounts.models import Level, Membership, Organization, Robot, Team, User
 from accounts.snippets import credential_snippets
 from portal.params import id_param, query_param
-from repositories import access, policies, trust
+from repositories import access, policies, storage, trust
 from repositories import services as repository_services
 from repositories.forms import (
     AccessRuleForm,
@@ -32,6 +32,7 @@ from repositories.forms import (
     ImmutableTagForm,
     MemberForm,
     OrganizationSettingsForm,
+    QuotaForm,
     RobotForm,
     SigningKeyForm,
     TeamForm,
@@ -51,6 +52,7 @@ SECTIONS = [
     ("webhooks", "Webhooks"),
     ("keys", "Signing keys"),
     ("immutable", "Immutable tags"),
+    ("storage", "Storage"),
     ("settings", "Settings"),
     ("delete", "Delete"),
 ]
@@ -116,6 +118,7 @@ def _page(request: HttpRequest, organization: Organization, *, status: int = 200
         "webhook": WebhookForm(prefix="webhook"),
         "key": SigningKeyForm(prefix="key"),
         "immutable": ImmutableTagForm(prefix="immutable"),
+        "quota": QuotaForm(prefix="quota"),
         "delete": DeleteOrganizationForm(prefix="delete", full_name=organization.name),
     }
     forms.update(extra.pop("forms", {}))
@@ -133,6 +136,7 @@ def _page(request: HttpRequest, organization: Organization, *, status: int = 200
         "robots": Robot.objects.filter(organization=organization).select_related("organization").order_by("name"),
         "webhooks": Webhook.objects.filter(organization=organization).order_by("name"),
         "keys": SigningKey.objects.filter(namespace=organization.namespace).select_related("added_by"),
+        "storage": storage.as_data(organization.namespace, storage.usage(organization.namespace)),
         "immutable_rules": ImmutableTagRule.objects.filter(namespace=organization.namespace).select_related(
             "created_by"
         ),
@@ -466,6 +470,23 @@ def immutable_delete(request: HttpRequest, organization: Organization) -> HttpRe
         raise _Gone("immutable", "That rule is gone already.")
     policies.immutable_rule_delete(rule=rule, actor=request.user)
     return _done(request, organization, "immutable", f"Tags {rule.tag_pattern} can be pushed again and deleted.")
+
+
+@require_POST
+@_managed
+def quota_set(request: HttpRequest, organization: Organization) -> HttpResponse:
+    form = QuotaForm(request.POST, prefix="quota")
+    if form.is_valid():
+        gib = form.cleaned_data["quota_gib"]
+        quota = None if gib is None else int(gib * 1024**3)
+        storage.quota_set(namespace=organization.namespace, quota_bytes=quota, actor=request.user)
+        said = (
+            "No quota: uploads are never refused for size."
+            if quota is None
+            else (f"Quota set to {storage.describe_bytes(quota)}: uploads are refused once it is reached.")
+        )
+        return _done(request, organization, "storage", said)
+    return _invalid(request, organization, "quota", form)
 
 
 @require_POST

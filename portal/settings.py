@@ -272,6 +272,12 @@ REGISTRY_LISTEN = os.getenv("REGISTRY_LISTEN", "127.0.0.1:5000")
 TOKEN_ISSUER = os.getenv("TOKEN_ISSUER", "dockyard")
 # Clients clamp expires_in below 60 up to 60, so a shorter token would expire while in use.
 TOKEN_LIFETIME = envint("TOKEN_LIFETIME", "300", minimum=60)
+# Garbage collection (repositories/gc.py): the write hold lasts until tokens issued before it
+# have expired; the registry's own binary collects.
+REGISTRY_BINARY = os.getenv("REGISTRY_BINARY", "docker-registry")
+REGISTRY_GC_HOLD_SECONDS = envint("REGISTRY_GC_HOLD_SECONDS", str(TOKEN_LIFETIME + 5), minimum=0)
+REGISTRY_GC_TIMEOUT_SECONDS = envint("REGISTRY_GC_TIMEOUT_SECONDS", "3600", minimum=60)
+REGISTRY_GC_INTERVAL_HOURS = envint("REGISTRY_GC_INTERVAL_HOURS", "0", minimum=0)
 TOKEN_KEY_DIR = Path(os.getenv("TOKEN_KEY_DIR", str(DATA_DIR / "token")))
 # The identity the portal's own workers use towards the registry (token `sub`).
 SYSTEM_IDENTITY = "dockyard-system"
@@ -346,7 +352,14 @@ SYNC_TOMBSTONE_DAYS = envint("SYNC_TOMBSTONE_DAYS", "30", minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "sync-tick": {"task": "repositories.tasks.sync_tick", "schedule": 60.0},
     "prune": {"task": "repositories.tasks.prune", "schedule": 24 * 3600.0},
+    "storage": {"task": "repositories.tasks.storage_refresh_all", "schedule": 3600.0},
+    "gc-release-stale": {"task": "repositories.tasks.registry_gc_release_stale", "schedule": 600.0},
 }
+if REGISTRY_GC_INTERVAL_HOURS:
+    CELERY_BEAT_SCHEDULE["registry-gc"] = {
+        "task": "repositories.tasks.registry_gc",
+        "schedule": REGISTRY_GC_INTERVAL_HOURS * 3600.0,
+    }
 
 # Webhooks. Targets on loopback, link-local and private ranges are refused unless allowed
 # (for a portal whose CI lives on the same private network, say).

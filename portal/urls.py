@@ -64,6 +64,7 @@ urlpatterns = [
             ("keys/delete", account_org_views.key_delete),
             ("immutable", account_org_views.immutable_add),
             ("immutable/delete", account_org_views.immutable_delete),
+            ("storage", account_org_views.quota_set),
             ("profile", account_org_views.settings_update),
             ("delete", account_org_views.organization_delete),
         ]

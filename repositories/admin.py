@@ -10,6 +10,7 @@ from repositories import access, sync
 from repositories.models import (
     AccessRule,
     DailyPulls,
+    GcRun,
     ImmutableTagRule,
     IndexEntry,
     Manifest,
@@ -193,6 +194,57 @@ class ImmutableTagRuleAdmin(AuditedAdmin, admin.ModelAdmin):
     search_fields = ("namespace__name", "repository_pattern", "tag_pattern")
     list_select_related = ("namespace", "created_by")
     raw_id_fields = ("namespace", "created_by")
+
+
+@admin.register(GcRun)
+class GcRunAdmin(admin.ModelAdmin):
+    """Garbage collections (repositories/gc.py); "Run garbage collection now" starts one."""
+
+    list_display = ("started_at", "status", "freed_bytes", "finished_at", "requested_by")
+    readonly_fields = ("status", "started_at", "collect_started_at", "finished_at", "freed_bytes", "output")
+    actions = None
+    change_list_template = "admin/repositories/gcrun/change_list.html"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_urls(self):
+        from django.urls import path
+
+        return [
+            path("run/", self.admin_site.admin_view(self.run_now), name="repositories_gcrun_run"),
+            *super().get_urls(),
+        ]
+
+    def run_now(self, request):
+        from django.shortcuts import redirect
+        from django.views.decorators.http import require_POST
+
+        @require_POST
+        def start(request):
+            from repositories import gc
+            from repositories.tasks import registry_gc
+
+            if not request.user.is_superuser:
+                messages.error(request, "Only superusers start a garbage collection.")
+                return redirect("admin:repositories_gcrun_changelist")
+            try:
+                run = gc.start(actor_name=request.user.username)
+            except gc.GcAlreadyRunning:
+                messages.warning(request, "A garbage collection is running already.")
+                return redirect("admin:repositories_gcrun_changelist")
+            transaction.on_commit(lambda: registry_gc.delay(run.pk))
+            messages.success(
+                request,
+                "Writes are held; the collection starts once outstanding tokens have expired "
+                "(REGISTRY_GC_HOLD_SECONDS). Pushes meanwhile get 503: registry maintenance.",
+            )
+            return redirect("admin:repositories_gcrun_changelist")
+
+        return start(request)
 
 
 @admin.register(Star)

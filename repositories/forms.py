@@ -171,6 +171,17 @@ class ImmutableTagForm(forms.Form):
     )
 
 
+class QuotaForm(forms.Form):
+    quota_gib = forms.DecimalField(
+        label="Quota (GiB)",
+        required=False,
+        min_value=0,
+        max_digits=12,
+        decimal_places=3,
+        help_text="empty: no quota. Uploads are refused once the namespace stores this much.",
+    )
+
+
 class SigningKeyForm(forms.Form):
     name = forms.CharField(label="Key name", max_length=100, help_text="e.g. release-ci or alice-laptop")
     public_key = forms.CharField(

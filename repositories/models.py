@@ -585,3 +585,46 @@ class ImmutableTagRule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.repository_pattern}:{self.tag_pattern}"
+
+
+class NamespaceStorage(models.Model):
+    """What a namespace stores in the registry, counting each blob once (layers shared between
+    its repositories are shared storage), and its optional quota. Computed by the sync after
+    pushes and deletes (repositories/storage.py), read by the front before uploads."""
+
+    namespace = models.OneToOneField(Namespace, on_delete=models.CASCADE, related_name="storage")
+    used_bytes = models.BigIntegerField(default=0)
+    repository_bytes = models.JSONField(default=dict, blank=True, help_text="{repository name: bytes}")
+    quota_bytes = models.BigIntegerField(null=True, blank=True, help_text="empty: no quota")
+    computed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.namespace_id}: {self.used_bytes} of {self.quota_bytes}"
+
+
+class GcRun(models.Model):
+    """One garbage collection of the registry (repositories/gc.py): a write hold, the registry's
+    own `garbage-collect`, the space it freed. While a run holds, the token server grants no
+    push or delete and the front refuses writes with 503."""
+
+    class Status(models.TextChoices):
+        HOLDING = "holding", "Holding writes (waiting for outstanding tokens to expire)"
+        COLLECTING = "collecting", "Collecting garbage"
+        OK = "ok", "Done"
+        FAILED = "failed", "Failed"
+
+    HOLD_STATUSES = (Status.HOLDING, Status.COLLECTING)
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.HOLDING, db_index=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    collect_started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    freed_bytes = models.BigIntegerField(null=True, blank=True, help_text="registry storage before minus after")
+    output = models.TextField(blank=True, help_text="the end of garbage-collect's output")
+    requested_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"GC {self.started_at:%Y-%m-%d %H:%M} {self.status}"

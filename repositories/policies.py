@@ -1,8 +1,10 @@
-"""Lifecycle policies enforced at the registry's front door (issue 16): immutable tags.
+"""Lifecycle policies enforced at the registry's front door (issue 16): immutable tags and
+namespace quotas (repositories/storage.py).
 
 The token server cannot enforce a tag rule (a token's scope names a repository, not a tag), so
 nginx asks the portal (`front_decision`) before the few requests a policy covers reach the
-registry: a manifest PUT and a manifest DELETE. Everything else goes straight through. The
+registry: a manifest PUT, a manifest DELETE and the start of a blob upload. Everything else
+goes straight through. The
 answer costs two small queries and no registry round trip in the common case.
 """
 
@@ -17,10 +19,12 @@ from django.db import IntegrityError, transaction
 
 from accounts.models import Namespace
 from audit.services import audit_record
+from repositories import gc, storage
 from repositories.access import pattern_matches, split_repository_name
 from repositories.models import ImmutableTagRule, Tag
 
 MANIFEST_PATH_RE = re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<reference>[^/]+)$")
+UPLOAD_PATH_RE = re.compile(r"^/v2/(?P<name>.+)/blobs/uploads/$")
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 MAX_RULES_PER_NAMESPACE = 100
 SAFE_MESSAGE_RE = re.compile(r"[^A-Za-z0-9 ._*?()\[\]!/:,-]")
@@ -150,6 +154,16 @@ def front_decision(request: FrontRequest, *, registry_has_tag=None) -> str | Non
     `registry_has_tag(name, tag)` answers whether the registry holds a tag the portal has not
     heard of yet (a push whose event is on its way); called only for tags a rule covers."""
     path = unquote(urlsplit(request.uri).path)
+    if request.method in ("PUT", "DELETE", "POST") and path.startswith("/v2/") and gc.hold_active():
+        return gc.MAINTENANCE_MESSAGE  # garbage collection holds every write
+    upload = UPLOAD_PATH_RE.match(path)
+    if upload is not None and request.method == "POST":
+        # An upload starts (or a blob is mounted from another repository): the quota.
+        namespace_name, _ = split_repository_name(upload.group("name"))
+        if namespace_name and _grants(request.token, upload.group("name"), "push"):
+            quota = storage.over_quota(namespace_name)
+            return _safe(quota) if quota else None
+        return None
     match = MANIFEST_PATH_RE.match(path)
     if match is None or request.method not in ("PUT", "DELETE"):
         return None
@@ -160,6 +174,10 @@ def front_decision(request: FrontRequest, *, registry_has_tag=None) -> str | Non
     action = "push" if request.method == "PUT" else "delete"
     if not _grants(request.token, full_name, action):
         return None  # the registry refuses it; nothing to add
+    if request.method == "PUT":
+        quota = storage.over_quota(namespace_name)
+        if quota:
+            return _safe(quota)
     rules = rules_for(namespace_name, repository_name)
     if not rules:
         return None

@@ -92,8 +92,17 @@ def _authenticate(request: HttpRequest, username: str, secret: str) -> access.Ac
     return actor
 
 
+WRITE_ACTIONS = {"push", "delete", "*"}
+
+
 def _issue(actor: access.Actor, scopes: list[Scope]) -> tuple[dict, list[dict]]:
     grants = [g for g in access.registry_grants(actor, scopes) if g["actions"]]
+    if any(set(g["actions"]) & WRITE_ACTIONS for g in grants):
+        from repositories.gc import hold_active
+
+        if hold_active():  # garbage collection: reads only until it is done
+            grants = [{**g, "actions": [a for a in g["actions"] if a not in WRITE_ACTIONS]} for g in grants]
+            grants = [g for g in grants if g["actions"]]
     issued = get_issuer().issue(actor.name, grants)
     body = {
         "token": issued.token,
@@ -313,8 +322,18 @@ def front_check(request: HttpRequest):
     if denied is None:
         return HttpResponse(status=204)
     response = HttpResponse(status=403)
-    response["X-Dockyard-Denied"] = denied
+    for name, value in _refusal_headers(denied):
+        response[name] = value
     return response
+
+
+def _refusal_headers(denied: str) -> list[tuple[str, str]]:
+    """nginx turns these into the registry-style error: DENIED (403), or UNAVAILABLE (503)
+    while garbage collection holds writes."""
+    from repositories.gc import MAINTENANCE_MESSAGE
+
+    status = "503" if denied == MAINTENANCE_MESSAGE else "403"
+    return [("X-Dockyard-Denied", denied), ("X-Dockyard-Status", status)]
 
 
 def _front_answer(authorization: str, method: str, uri: str) -> str | None:
@@ -350,5 +369,5 @@ def front_check_wsgi(environ, start_response):
     if denied is None:
         start_response("204 No Content", [])
     else:
-        start_response("403 Forbidden", [("X-Dockyard-Denied", denied), ("Content-Length", "0")])
+        start_response("403 Forbidden", [*_refusal_headers(denied), ("Content-Length", "0")])
     return [b""]

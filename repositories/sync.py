@@ -29,7 +29,7 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.models import Namespace
 from audit.services import audit_record
-from repositories import artifacts, selectors, trust
+from repositories import artifacts, selectors, storage, trust
 from repositories.access import split_repository_name
 from repositories.models import (
     ArtifactLink,
@@ -799,6 +799,7 @@ def store_manifest(repository: Repository, fetched: Fetched) -> Manifest:
     _judge_new(repository, manifest)
     if manifest.os:
         selectors.forget_platforms(repository.pk)
+    storage.refresh_soon(repository.namespace_id)  # new blobs, perhaps
     return manifest
 
 
@@ -946,5 +947,6 @@ def remove_unreferenced_manifests(repository: Repository) -> int:
         removed += len(batch)
     if removed:
         selectors.forget_platforms(repository.pk)
+        storage.refresh_soon(repository.namespace_id)
     trust.refresh(repository=repository, digests=judged_again)
     return removed

@@ -9,7 +9,7 @@ from celery import shared_task
 from django.db import DatabaseError, DataError, IntegrityError
 
 from repositories import maintenance, reconcile, sync
-from repositories.models import SyncRun
+from repositories.models import GcRun, SyncRun
 from repositories.registry.client import RegistryError
 
 log = logging.getLogger(__name__)
@@ -87,3 +87,52 @@ def reconcile_registry(
             return None
         raise self.retry(countdown=30) from None
     return run.pk
+
+
+@shared_task(ignore_result=True)
+def storage_refresh(namespace_id: int) -> None:
+    """A namespace's storage usage, computed again after pushes or deletes."""
+    from accounts.models import Namespace
+    from repositories import storage
+
+    namespace = Namespace.objects.filter(pk=namespace_id).first()
+    if namespace is not None:
+        storage.refresh(namespace)
+
+
+@shared_task(ignore_result=True)
+def storage_refresh_all() -> int:
+    """Every namespace with repositories (hourly): catches what a missed refresh left behind."""
+    from accounts.models import Namespace
+    from repositories import storage
+
+    count = 0
+    for namespace in Namespace.objects.filter(repositories__isnull=False).distinct().iterator():
+        storage.refresh(namespace)
+        count += 1
+    return count
+
+
+@shared_task(ignore_result=True, acks_late=False)
+def registry_gc(run_id: int | None = None) -> str:
+    """A garbage collection (repositories/gc.py): the one the API or the admin started (its
+    run), or a scheduled one."""
+    from repositories import gc
+
+    if run_id is None:
+        try:
+            run = gc.start(actor_name="schedule")
+        except gc.GcAlreadyRunning:
+            return "already running"
+    else:
+        run = GcRun.objects.filter(pk=run_id, status=GcRun.Status.HOLDING).first()
+        if run is None:
+            return "gone"
+    return gc.collect(run).status
+
+
+@shared_task(ignore_result=True)
+def registry_gc_release_stale() -> int:
+    from repositories import gc
+
+    return gc.release_stale()

@@ -14,7 +14,10 @@ LONG_RUNNING = {"postgres", "redis", "registry", "web", "worker", "beat", "nginx
 
 def test_every_service_and_dependency_exists():
     services = COMPOSE["services"]
-    assert LONG_RUNNING | {"init"} == set(services)
+    assert LONG_RUNNING | {"init", "registry-gc"} == set(services)
+    # The garbage collector is a one-shot, started by hand: never by `docker compose up`.
+    assert services["registry-gc"]["profiles"] == ["maintenance"]
+    assert services["registry-gc"]["command"] == ["python", "manage.py", "registry_gc"]
     for name, service in services.items():
         for dependency, condition in (service.get("depends_on") or {}).items():
             assert dependency in services, (name, dependency)

@@ -51,9 +51,10 @@ def process_events(registry) -> None:
         sync.process_registry_event(pk)
 
 
-def pushed(tmp_path, front: str, ref: str, content: str):
-    image = write_image(tmp_path / content, "t", content=content)
-    return image, push(tmp_path / content, "t", front, ref, creds=f"alice:{PASSWORD}")
+def pushed(tmp_path, front: str, ref: str, content: str, *, name: str = ""):
+    layout = tmp_path / (name or content)
+    image = write_image(layout, "t", content=content)
+    return image, push(layout, "t", front, ref, creds=f"alice:{PASSWORD}")
 
 
 def registry_token(live_server, scope: str) -> str:
@@ -151,3 +152,122 @@ def test_rules_are_checked_when_made(db, alice, bob):
     bobs.force_login(bob)
     assert bobs.get(url).status_code == 403
     assert bobs.post(url, {"pattern": "x*"}, format="json").status_code == 403
+
+
+def test_storage_counts_each_blob_once_and_a_quota_stops_uploads(front, registry, live_server, alice, tmp_path):
+    from accounts.models import Namespace
+    from repositories import storage
+
+    image, result = pushed(tmp_path, front, "alice/one:1.0", "shared")
+    assert result.returncode == 0, result.stderr
+    assert push(tmp_path / "shared", "t", front, "alice/two:1.0", creds=f"alice:{PASSWORD}").returncode == 0
+    process_events(registry)
+    namespace = Namespace.objects.get(name="alice")
+    storage.refresh(namespace)
+    size = image.sizes["linux/amd64"]  # config + layers, compressed
+    client = APIClient()
+    client.force_login(alice)
+    data = client.get("/api/v1/namespaces/alice/storage/").json()
+    assert data["used_bytes"] == size  # the same blobs in two repositories: stored once
+    assert {r["name"]: r["used_bytes"] for r in data["repositories"]} == {"one": size, "two": size}
+    assert data["quota_bytes"] is None and not data["warning"]
+
+    # A quota below what is stored: the next upload is refused at the front, naming it.
+    answer = client.put("/api/v1/namespaces/alice/storage/", {"quota_bytes": size - 1}, format="json")
+    assert answer.status_code == 200 and answer.json()["over_quota"] and answer.json()["warning"]
+    _, refused = pushed(tmp_path, front, "alice/three:1.0", "new-content")
+    assert refused.returncode != 0
+    assert f"namespace alice is over its {size - 1} bytes quota" in refused.stderr
+    assert storage.describe_bytes(50 * 1024**3) == "50 GiB" and storage.describe_bytes(1536) == "1.5 KiB"
+    from repositories.registry import get_client
+    from repositories.registry.client import RegistryNotFound
+
+    with pytest.raises(RegistryNotFound):
+        get_client().head_manifest("alice/three", "1.0")
+    # Room again: uploads go through.
+    assert client.put("/api/v1/namespaces/alice/storage/", {"quota_bytes": None}, format="json").status_code == 200
+    assert pushed(tmp_path, front, "alice/three:1.0", "new-content")[1].returncode == 0
+    for bad in [{"quota_bytes": -1}, {"quota_bytes": "lots"}, {}]:
+        assert client.put("/api/v1/namespaces/alice/storage/", bad, format="json").status_code == 400, bad
+
+
+def test_garbage_collection_holds_writes_loses_nothing_and_frees_what_was_deleted(
+    front, registry, live_server, alice, tmp_path, settings
+):
+    import secrets
+    import threading
+
+    from repositories import gc
+    from repositories.registry import get_client, read_registry_token
+    from repositories.registry.client import RegistryNotFound
+
+    settings.REGISTRY_CONFIG_FILE = registry.config_path
+    settings.REGISTRY_STORAGE_DIR = registry.storage
+    assert pushed(tmp_path, front, "alice/gc:keep", "kept through the collection")[1].returncode == 0
+    doomed, result = pushed(tmp_path, front, "alice/gc:doomed", secrets.token_hex(200_000), name="doomed")
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "doomed" / "blobs" / "sha256" / doomed.top.digest[7:]).read_text())
+    doomed_layer = manifest["layers"][0]
+    process_events(registry)
+    client = APIClient()
+    client.force_login(alice)
+    assert client.delete("/api/v1/repositories/alice/gc/tags/doomed/?confirm=true").status_code == 200
+    assert client.get("/api/v1/admin/gc/").status_code == 403  # staff only
+
+    # A client keeps pushing new images through the front the whole time.
+    outcomes: list[tuple[str, bool, str]] = []
+    stop = threading.Event()
+
+    def keep_pushing() -> None:
+        i = 0
+        while not stop.is_set():
+            ref = f"alice/gc:busy-{i}"
+            _, done = pushed(tmp_path, front, ref, f"busy {i}")
+            outcomes.append((ref, done.returncode == 0, done.stderr))
+            i += 1
+
+    pusher = threading.Thread(target=keep_pushing)
+    pusher.start()
+    try:
+        run = gc.start(actor_name="test")
+        # Held: the token server grants reads only, and the front answers writes with 503.
+        token = registry_token(live_server, "repository:alice/gc:pull,push")
+        assert read_registry_token(token)["access"] == [{"type": "repository", "name": "alice/gc", "actions": ["pull"]}]
+        held = requests.put(
+            f"http://{front}/v2/alice/gc/manifests/held",
+            data=b"{}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert held.status_code == 503 and held.json()["errors"][0]["code"] == "UNAVAILABLE"
+        upload = requests.post(
+            f"http://{front}/v2/alice/gc/blobs/uploads/", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+        assert upload.status_code == 503 and "registry maintenance" in upload.json()["errors"][0]["message"]
+        # (skopeo, like docker, retries a 503: the busy client waits for the hold to end.)
+        run = gc.collect(run, hold_seconds=3)
+        assert run.status == "ok", run.output
+        services.wait_until(lambda: sum(ok for _, ok, _ in outcomes) >= 2, timeout=90, what="pushes resuming")
+    finally:
+        stop.set()
+        pusher.join(120)
+
+    # Freed: at least the deleted image's layer, measured on the storage; that blob is gone.
+    assert run.freed_bytes >= doomed_layer["size"] > 100_000
+    with pytest.raises(RegistryNotFound):
+        get_client().get_blob("alice/gc", doomed_layer["digest"])
+    # Nothing lost: the kept image and every push that succeeded pull in full, blobs and all.
+    succeeded = [ref for ref, ok, _ in outcomes if ok]
+    assert succeeded, outcomes
+    for ref in ["alice/gc:keep", *succeeded]:
+        target = tmp_path / "pulled" / ref.replace("/", "_").replace(":", "_")
+        target.mkdir(parents=True)
+        copied = services.skopeo(
+            "copy",
+            "--src-tls-verify=false",
+            "--src-creds",
+            f"alice:{PASSWORD}",
+            f"docker://{front}/{ref}",
+            f"dir:{target}",
+        )
+        assert copied.returncode == 0, (ref, copied.stderr)

@@ -112,6 +112,8 @@ ENDPOINTS = [
     ("GET", "/api/v1/namespaces/acme/immutable-tags/", None, MANAGE),
     ("POST", "/api/v1/namespaces/acme/immutable-tags/", {"pattern": "release-*"}, MANAGE),
     ("DELETE", "/api/v1/namespaces/acme/immutable-tags/{immutable}/", None, MANAGE),
+    ("GET", "/api/v1/namespaces/acme/storage/", None, MANAGE),
+    ("PUT", "/api/v1/namespaces/acme/storage/", {"quota_bytes": 10**12}, MANAGE),
 ]
 
 

@@ -271,3 +271,33 @@ class ImmutableTagRuleSerializer(serializers.Serializer):
     )
     created_by = serializers.CharField(read_only=True, allow_null=True)
     created_at = serializers.DateTimeField(read_only=True)
+
+
+class RepositoryStorageSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    used_bytes = serializers.IntegerField()
+
+
+class StorageSerializer(serializers.Serializer):
+    namespace = serializers.CharField()
+    used_bytes = serializers.IntegerField(help_text="each blob counted once in the namespace")
+    quota_bytes = serializers.IntegerField(allow_null=True)
+    warning = serializers.BooleanField(help_text="usage at 80 % of the quota or more")
+    over_quota = serializers.BooleanField(help_text="uploads are refused")
+    repositories = RepositoryStorageSerializer(many=True)
+    computed_at = serializers.DateTimeField(allow_null=True)
+
+
+class QuotaSerializer(serializers.Serializer):
+    quota_bytes = serializers.IntegerField(allow_null=True, min_value=0, help_text="null: no quota")
+
+
+class GcRunSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["holding", "collecting", "ok", "failed"])
+    started_at = serializers.DateTimeField(help_text="the write hold began")
+    collect_started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    freed_bytes = serializers.IntegerField(allow_null=True, help_text="null: not filesystem storage")
+    requested_by = serializers.CharField()
+    output = serializers.CharField(help_text="the end of garbage-collect's output")

@@ -55,6 +55,8 @@ urlpatterns = [
         name="api-signing-key",
     ),
     path("namespaces/<str:namespace>/immutable-tags/", views.ImmutableTagListView.as_view(), name="api-immutable-tags"),
+    path("namespaces/<str:namespace>/storage/", views.StorageView.as_view(), name="api-storage"),
+    path("admin/gc/", views.GcView.as_view(), name="api-gc"),
     path(
         "namespaces/<str:namespace>/immutable-tags/<int:rule_id>/",
         views.ImmutableTagDetailView.as_view(),

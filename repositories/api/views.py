@@ -27,13 +27,16 @@ from repositories.api.serializers import (
     LEVEL_NAMES,
     DailyPullsSerializer,
     DockerSearchSerializer,
+    GcRunSerializer,
     GrantSerializer,
     GrantWriteSerializer,
     ImmutableTagRuleSerializer,
+    QuotaSerializer,
     RepositoryDetailSerializer,
     RepositorySerializer,
     RepositoryWriteSerializer,
     SigningKeySerializer,
+    StorageSerializer,
     TagDeleteResultSerializer,
     TagDetailSerializer,
     TagSerializer,
@@ -567,3 +570,96 @@ class ImmutableTagDetailView(APIView):
             raise exceptions.NotFound("No such rule.")
         policies.immutable_rule_delete(rule=rule, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- storage and quotas (issue 16) ----------------------------------------------------------------
+
+
+class StorageView(APIView):
+    """What the namespace stores (each blob once, however many repositories share it), per
+    repository, and its quota. Uploads are refused at the front once usage reaches the quota;
+    `warning` is set from 80 %."""
+
+    @extend_schema(responses=StorageSerializer)
+    def get(self, request: Request, namespace: str) -> Response:
+        from repositories import storage
+
+        found = _managed_namespace(request, namespace)
+        return Response(storage.as_data(found, storage.usage(found)))
+
+    @extend_schema(request=QuotaSerializer, responses=StorageSerializer)
+    def put(self, request: Request, namespace: str) -> Response:
+        from repositories import storage
+
+        found = _managed_namespace(request, namespace)
+        data = QuotaSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            row = storage.quota_set(namespace=found, quota_bytes=data.validated_data["quota_bytes"], actor=request.user)
+        except ValidationError as exc:
+            raise exceptions.ValidationError(exc.message_dict) from None
+        return Response(storage.as_data(found, row))
+
+
+# --- garbage collection (issue 16) ---------------------------------------------------------------
+
+
+def _gc_data(run) -> dict:
+    return {
+        "id": run.pk,
+        "status": run.status,
+        "started_at": run.started_at,
+        "collect_started_at": run.collect_started_at,
+        "finished_at": run.finished_at,
+        "freed_bytes": run.freed_bytes,
+        "requested_by": run.requested_by,
+        "output": run.output,
+    }
+
+
+def _staff(request: Request):
+    actor = api_actor(request)
+    if actor.is_anonymous:
+        raise exceptions.NotAuthenticated()
+    if not (actor.is_staff and access.credential_allows(actor, Level.ADMIN) and not actor.limits):
+        raise exceptions.PermissionDenied(
+            "Garbage collection is for staff, signed in or with a token of scope delete and no limits."
+        )
+    return actor
+
+
+class GcView(APIView):
+    """Garbage collection of the registry under a write hold: POST starts a run (202; the hold
+    begins at once, collection after REGISTRY_GC_HOLD_SECONDS), GET lists past runs with their
+    status and the space freed."""
+
+    @extend_schema(responses=GcRunSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        from repositories.models import GcRun
+
+        _staff(request)
+        return Response([_gc_data(run) for run in GcRun.objects.all()[:50]])
+
+    @extend_schema(request=None, responses={202: GcRunSerializer, 409: OpenApiTypes.OBJECT})
+    def post(self, request: Request) -> Response:
+        from django.db import transaction
+
+        from repositories import gc
+        from repositories.tasks import registry_gc
+
+        actor = _staff(request)
+        try:
+            run = gc.start(actor_name=actor.name)
+        except gc.GcAlreadyRunning:
+            return Response({"detail": "A garbage collection is running."}, status=status.HTTP_409_CONFLICT)
+
+        def enqueue() -> None:
+            try:
+                registry_gc.delay(run.pk)
+            except Exception:  # no broker: release the hold rather than hold for ever
+                from repositories.models import GcRun
+
+                GcRun.objects.filter(pk=run.pk).update(status=GcRun.Status.FAILED, output="could not be queued")
+
+        transaction.on_commit(enqueue)
+        return Response(_gc_data(run), status=status.HTTP_202_ACCEPTED)

@@ -32,7 +32,9 @@ def render_config(
         "storage": {
             "filesystem": {"rootdirectory": str(storage_dir)},
             "delete": {"enabled": True},
-            "cache": {"blobdescriptor": "inmemory"},
+            # No blob-descriptor cache: after garbage collection a cache would still answer
+            # "exists" for a deleted blob, a push would skip uploading it, and the image would
+            # not pull (repositories/gc.py). The filesystem answers as fast.
             "maintenance": {"uploadpurging": {"enabled": True, "age": "168h", "interval": "24h", "dryrun": False}},
         },
         "http": {

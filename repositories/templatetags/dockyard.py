@@ -162,6 +162,12 @@ def describe(event) -> str:
         if action == "immutable_rule.add":
             return f"{who} made tags {pattern} immutable in {where}"
         return f"{who} made tags {pattern} in {where} mutable again"
+    if action == "quota.set":
+        from repositories.storage import describe_bytes
+
+        after = data.get("after")
+        limit = "no quota" if after is None else f"a quota of {escape(describe_bytes(int(after)))}"
+        return f"{who} gave {escape(event.namespace)} {limit}"
     if action == "organization.create":
         return f"{who} created the organization {escape(event.namespace)}"
     if action == "organization.update":
@@ -198,3 +204,14 @@ def in_section(messages, section: str) -> list:
 def get_item(mapping, key):
     """`mapping|get_item:key`: a dictionary's value, or None."""
     return mapping.get(key) if isinstance(mapping, dict) else None
+
+
+@register.filter
+def binary_size(value) -> str:
+    """Bytes as 1.5 GiB (binary units, as quotas are set)."""
+    from repositories.storage import describe_bytes
+
+    try:
+        return describe_bytes(int(value))
+    except (TypeError, ValueError):
+        return ""
