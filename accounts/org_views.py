@@ -24,7 +24,7 @@ from accounts import services as account_services
 from accounts.models import Level, Membership, Organization, Robot, Team, User
 from accounts.snippets import credential_snippets
 from portal.params import id_param, query_param
-from repositories import access, policies, storage, trust
+from repositories import access, policies, retention, storage, trust
 from repositories import services as repository_services
 from repositories.forms import (
     AccessRuleForm,
@@ -33,13 +33,14 @@ from repositories.forms import (
     MemberForm,
     OrganizationSettingsForm,
     QuotaForm,
+    RetentionRuleForm,
     RobotForm,
     SigningKeyForm,
     TeamForm,
     TeamMemberForm,
     WebhookForm,
 )
-from repositories.models import AccessRule, ImmutableTagRule, SigningKey
+from repositories.models import AccessRule, ImmutableTagRule, RetentionRule, RetentionRun, SigningKey
 from webhooks import services as webhook_services
 from webhooks.models import Webhook
 
@@ -52,6 +53,7 @@ SECTIONS = [
     ("webhooks", "Webhooks"),
     ("keys", "Signing keys"),
     ("immutable", "Immutable tags"),
+    ("retention", "Retention"),
     ("storage", "Storage"),
     ("settings", "Settings"),
     ("delete", "Delete"),
@@ -119,6 +121,7 @@ def _page(request: HttpRequest, organization: Organization, *, status: int = 200
         "key": SigningKeyForm(prefix="key"),
         "immutable": ImmutableTagForm(prefix="immutable"),
         "quota": QuotaForm(prefix="quota"),
+        "retention": RetentionRuleForm(prefix="retention"),
         "delete": DeleteOrganizationForm(prefix="delete", full_name=organization.name),
     }
     forms.update(extra.pop("forms", {}))
@@ -136,6 +139,8 @@ def _page(request: HttpRequest, organization: Organization, *, status: int = 200
         "robots": Robot.objects.filter(organization=organization).select_related("organization").order_by("name"),
         "webhooks": Webhook.objects.filter(organization=organization).order_by("name"),
         "keys": SigningKey.objects.filter(namespace=organization.namespace).select_related("added_by"),
+        "retention_rules": RetentionRule.objects.filter(namespace=organization.namespace),
+        "retention_run": RetentionRun.objects.filter(namespace=organization.namespace).first(),
         "storage": storage.as_data(organization.namespace, storage.usage(organization.namespace)),
         "immutable_rules": ImmutableTagRule.objects.filter(namespace=organization.namespace).select_related(
             "created_by"
@@ -470,6 +475,42 @@ def immutable_delete(request: HttpRequest, organization: Organization) -> HttpRe
         raise _Gone("immutable", "That rule is gone already.")
     policies.immutable_rule_delete(rule=rule, actor=request.user)
     return _done(request, organization, "immutable", f"Tags {rule.tag_pattern} can be pushed again and deleted.")
+
+
+@require_POST
+@_managed
+def retention_add(request: HttpRequest, organization: Organization) -> HttpResponse:
+    form = RetentionRuleForm(request.POST, prefix="retention")
+    if form.is_valid():
+        try:
+            retention.rule_save(namespace=organization.namespace, actor=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            return _invalid(request, organization, "retention", _with_errors(form, exc))
+        return _done(request, organization, "retention", "Rule added. Preview to see what it would remove.")
+    return _invalid(request, organization, "retention", form)
+
+
+@require_POST
+@_managed
+def retention_delete(request: HttpRequest, organization: Organization) -> HttpResponse:
+    rule = RetentionRule.objects.filter(namespace=organization.namespace, pk=id_param(request.POST.get("rule"))).first()
+    if rule is None:
+        raise _Gone("retention", "That rule is gone already.")
+    retention.rule_delete(rule=rule, actor=request.user)
+    return _done(request, organization, "retention", "Rule removed.")
+
+
+@require_POST
+@_managed
+def retention_run(request: HttpRequest, organization: Organization) -> HttpResponse:
+    dry_run = request.POST.get("apply") != "yes"
+    run = retention.run(namespace=organization.namespace, dry_run=dry_run, actor=request.user)
+    size = storage.describe_bytes(run.bytes)
+    if dry_run:
+        said = f"Preview: {len(run.tags)} tag(s) and {len(run.digests)} image(s) would go ({size})."
+    else:
+        said = f"Removed {len(run.tags)} tag(s) and {len(run.digests)} image(s) ({size} once garbage is collected)."
+    return _done(request, organization, "retention", said)
 
 
 @require_POST

@@ -354,6 +354,7 @@ CELERY_BEAT_SCHEDULE = {
     "prune": {"task": "repositories.tasks.prune", "schedule": 24 * 3600.0},
     "storage": {"task": "repositories.tasks.storage_refresh_all", "schedule": 3600.0},
     "gc-release-stale": {"task": "repositories.tasks.registry_gc_release_stale", "schedule": 600.0},
+    "retention": {"task": "repositories.tasks.retention_run_all", "schedule": 24 * 3600.0},
 }
 if REGISTRY_GC_INTERVAL_HOURS:
     CELERY_BEAT_SCHEDULE["registry-gc"] = {

@@ -65,6 +65,9 @@ urlpatterns = [
             ("immutable", account_org_views.immutable_add),
             ("immutable/delete", account_org_views.immutable_delete),
             ("storage", account_org_views.quota_set),
+            ("retention", account_org_views.retention_add),
+            ("retention/delete", account_org_views.retention_delete),
+            ("retention/run", account_org_views.retention_run),
             ("profile", account_org_views.settings_update),
             ("delete", account_org_views.organization_delete),
         ]

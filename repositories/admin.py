@@ -14,9 +14,12 @@ from repositories.models import (
     ImmutableTagRule,
     IndexEntry,
     Manifest,
+    NamespaceStorage,
     RegistryEvent,
     Repository,
     RepositoryGrant,
+    RetentionRule,
+    RetentionRun,
     Star,
     SyncRun,
     Tag,
@@ -194,6 +197,36 @@ class ImmutableTagRuleAdmin(AuditedAdmin, admin.ModelAdmin):
     search_fields = ("namespace__name", "repository_pattern", "tag_pattern")
     list_select_related = ("namespace", "created_by")
     raw_id_fields = ("namespace", "created_by")
+
+
+@admin.register(RetentionRule)
+class RetentionRuleAdmin(AuditedAdmin, admin.ModelAdmin):
+    """Which tags to keep; the rest of the tags a rule covers go when retention runs."""
+
+    list_display = ("namespace", "repository_pattern", "tag_pattern", "keep_most_recent", "untagged")
+    list_filter = ("namespace",)
+    list_select_related = ("namespace",)
+    raw_id_fields = ("namespace", "created_by")
+
+
+@admin.register(RetentionRun)
+class RetentionRunAdmin(ReadOnlyAdmin):
+    list_display = ("namespace", "started_at", "dry_run", "bytes", "requested_by")
+    list_filter = ("dry_run",)
+    list_select_related = ("namespace",)
+
+
+@admin.register(NamespaceStorage)
+class NamespaceStorageAdmin(AuditedAdmin, admin.ModelAdmin):
+    """Usage is computed (each blob once); the quota is set here, in the API or the settings."""
+
+    list_display = ("namespace", "used_bytes", "quota_bytes", "computed_at")
+    list_select_related = ("namespace",)
+    readonly_fields = ("namespace", "used_bytes", "repository_bytes", "computed_at")
+    search_fields = ("namespace__name",)
+
+    def has_add_permission(self, request) -> bool:
+        return False
 
 
 @admin.register(GcRun)

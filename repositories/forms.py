@@ -171,6 +171,19 @@ class ImmutableTagForm(forms.Form):
     )
 
 
+class RetentionRuleForm(forms.Form):
+    tag_pattern = forms.CharField(label="Tags", max_length=128, initial="*", help_text="e.g. * or pr-*")
+    repository_pattern = forms.CharField(label="In repositories", max_length=200, initial="*")
+    keep_most_recent = forms.IntegerField(label="Keep the N most recent", required=False, min_value=0)
+    keep_pushed_within_days = forms.IntegerField(label="Keep those pushed within (days)", required=False, min_value=0)
+    keep_pulled_within_days = forms.IntegerField(label="Keep those pulled within (days)", required=False, min_value=0)
+    untagged = forms.BooleanField(label="Also remove untagged manifests", required=False)
+    protect_immutable = forms.BooleanField(label="Never remove immutable tags", required=False, initial=True)
+    protect_verified = forms.BooleanField(
+        label="Never remove tags verified by a trusted key", required=False, initial=True
+    )
+
+
 class QuotaForm(forms.Form):
     quota_gib = forms.DecimalField(
         label="Quota (GiB)",

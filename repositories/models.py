@@ -628,3 +628,50 @@ class GcRun(models.Model):
 
     def __str__(self) -> str:
         return f"GC {self.started_at:%Y-%m-%d %H:%M} {self.status}"
+
+
+class RetentionRule(models.Model):
+    """Which tags of the namespace's repositories to keep; the rest of the tags it covers go
+    when retention runs (repositories/retention.py). A tag is kept if any criterion keeps it."""
+
+    namespace = models.ForeignKey(Namespace, on_delete=models.CASCADE, related_name="retention_rules")
+    repository_pattern = models.CharField(max_length=200, default="*", validators=[_validate_rule_pattern])
+    tag_pattern = models.CharField(max_length=128, default="*", validators=[_validate_tag_pattern])
+    keep_most_recent = models.PositiveIntegerField(null=True, blank=True, help_text="keep the N most recently pushed")
+    keep_pushed_within_days = models.PositiveIntegerField(null=True, blank=True)
+    keep_pulled_within_days = models.PositiveIntegerField(null=True, blank=True)
+    untagged = models.BooleanField(default=False, help_text="also remove manifests no tag points at")
+    protect_immutable = models.BooleanField(default=True, help_text="never remove immutable tags")
+    protect_verified = models.BooleanField(default=True, help_text="never remove tags verified by a trusted key")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"{self.repository_pattern}:{self.tag_pattern}"
+
+
+class RetentionRun(models.Model):
+    """One run of a namespace's retention rules, or its dry-run preview: what went (would go)."""
+
+    namespace = models.ForeignKey(Namespace, on_delete=models.CASCADE, related_name="retention_runs")
+    dry_run = models.BooleanField(default=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    tags = models.JSONField(default=list, blank=True, help_text='["repository:tag", …]')
+    digests = models.JSONField(default=list, blank=True, help_text='["repository@sha256:…", …]')
+    bytes = models.BigIntegerField(default=0, help_text="storage the removed images alone held")
+    skipped = models.JSONField(default=list, blank=True, help_text="what was planned but kept, and why")
+    requested_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return (
+            f"retention of {self.namespace_id} {'(dry run) ' if self.dry_run else ''}{self.started_at:%Y-%m-%d %H:%M}"
+        )

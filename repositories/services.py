@@ -256,7 +256,7 @@ def tag_delete(
             digests={digest},
             deleted_at=deleted_at,
         )
-        remove_unreferenced_manifests(repository)
+        remove_unreferenced_manifests(repository, deleted_digests={digest})
         refresh_artifact_flags(repository)
         audit_record(
             action="tag.delete",

@@ -25,26 +25,35 @@ WARNING_RATIO = 0.8
 REFRESH_DELAY_SECONDS = 5
 
 
+BLOB_FIELDS = ("digest", "media_type", "config_digest", "total_size", "details")
+
+
+def manifest_blobs(digest: str, media_type: str, config_digest: str, total_size: int, details) -> dict[str, int]:
+    """{blob digest: size} a manifest references (its layers and config; an index: none)."""
+    layers = details.get("layers") if isinstance(details, dict) else None
+    blobs: dict[str, int] = {}
+    if isinstance(layers, list) and (layers or config_digest):
+        for layer in layers:
+            if isinstance(layer, dict) and isinstance(layer.get("digest"), str):
+                blobs[layer["digest"]] = max(int(layer.get("size") or 0), 0)
+        if config_digest:
+            blobs[config_digest] = max(total_size - sum(blobs.values()), 0)
+    elif "index" not in media_type and "list" not in media_type:
+        blobs[digest] = max(total_size, 0)  # stored before its layers were read: its total
+    return blobs
+
+
 def compute(namespace: Namespace) -> tuple[int, dict[str, int]]:
     """(bytes the namespace stores, {repository: bytes it stores}), each blob counted once."""
     namespace_blobs: dict[str, int] = {}
     repository_blobs: dict[str, dict[str, int]] = defaultdict(dict)
     rows = (
         Manifest.objects.filter(repository__namespace=namespace)
-        .values_list("repository__name", "digest", "media_type", "config_digest", "total_size", "details")
+        .values_list("repository__name", *BLOB_FIELDS)
         .iterator(chunk_size=2000)
     )
-    for repository_name, digest, media_type, config_digest, total_size, details in rows:
-        layers = (details or {}).get("layers") if isinstance(details, dict) else None
-        blobs: dict[str, int] = {}
-        if isinstance(layers, list) and (layers or config_digest):
-            for layer in layers:
-                if isinstance(layer, dict) and isinstance(layer.get("digest"), str):
-                    blobs[layer["digest"]] = max(int(layer.get("size") or 0), 0)
-            if config_digest:
-                blobs[config_digest] = max(total_size - sum(blobs.values()), 0)
-        elif "index" not in media_type and "list" not in media_type:
-            blobs[digest] = max(total_size, 0)  # stored before its layers were read: its total
+    for repository_name, *row in rows:
+        blobs = manifest_blobs(*row)
         namespace_blobs.update(blobs)
         repository_blobs[repository_name].update(blobs)
     return sum(namespace_blobs.values()), {name: sum(b.values()) for name, b in repository_blobs.items()}

@@ -918,7 +918,7 @@ def _apply_delete(event: RegistryEvent) -> None:
             data={"tags": names, "source": "registry event"},
         )
         announce_tag_delete(repository=repository, digest=digest, tags=names, actor_name=event.actor)
-    remove_unreferenced_manifests(repository)
+    remove_unreferenced_manifests(repository, deleted_digests={event.digest} if event.digest else set())
     refresh_artifact_flags(repository)
 
 
@@ -933,13 +933,23 @@ def announce_tag_delete(*, repository: Repository, digest: str, tags: list[str],
     dispatch(event="tag_delete", repository=repository, payload=payload, tags=tags)
 
 
-def remove_unreferenced_manifests(repository: Repository) -> int:
+def remove_unreferenced_manifests(repository: Repository, *, deleted_digests: set[str] = frozenset()) -> int:
     """Drop manifests no tag and no index of this repository refers to any more (an index's
-    platform manifests become unreferenced when the index goes, hence the loop)."""
+    platform manifests become unreferenced when the index goes, hence the loop). Signatures,
+    attestations and SBOMs attached by `subject` (OCI 1.1 referrers, pushed by digest) have no
+    tag by nature: they stay while the registry has them, and go when their own digest is
+    deleted (`deleted_digests`)."""
     removed = 0
     judged_again: set[str] = set()
+    referrers = ArtifactLink.objects.filter(repository=repository, via=ArtifactLink.Via.SUBJECT).exclude(
+        artifact__digest__in=deleted_digests
+    )
     for _ in range(3):  # manifest -> index -> platform manifests: three levels at most
-        batch = list(Manifest.objects.filter(repository=repository, tags__isnull=True, index_entries__isnull=True))
+        batch = list(
+            Manifest.objects.filter(repository=repository, tags__isnull=True, index_entries__isnull=True).exclude(
+                pk__in=referrers.values("artifact_id")
+            )
+        )
         if not batch:
             break
         judged_again |= trust.subjects_of(batch)  # signatures and attachments going with them

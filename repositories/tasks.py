@@ -136,3 +136,11 @@ def registry_gc_release_stale() -> int:
     from repositories import gc
 
     return gc.release_stale()
+
+
+@shared_task(ignore_result=True)
+def retention_run_all() -> int:
+    """Every namespace's retention rules, applied (daily)."""
+    from repositories import retention
+
+    return retention.run_all()

@@ -10,8 +10,8 @@ import pytest
 from django.db import transaction
 
 from accounts.models import Level, Organization, Team
-from repositories import policies, trust
-from repositories.models import AccessRule, ImmutableTagRule, SigningKey
+from repositories import policies, retention, trust
+from repositories.models import AccessRule, ImmutableTagRule, RetentionRule, SigningKey
 from tests.cast import CAST, build_cast
 from tests.oci_push import new_key, public_pem
 
@@ -114,6 +114,12 @@ ENDPOINTS = [
     ("DELETE", "/api/v1/namespaces/acme/immutable-tags/{immutable}/", None, MANAGE),
     ("GET", "/api/v1/namespaces/acme/storage/", None, MANAGE),
     ("PUT", "/api/v1/namespaces/acme/storage/", {"quota_bytes": 10**12}, MANAGE),
+    ("GET", "/api/v1/namespaces/acme/retention-rules/", None, MANAGE),
+    ("POST", "/api/v1/namespaces/acme/retention-rules/", {"tag_pattern": "pr-*", "keep_most_recent": 5}, MANAGE),
+    ("PATCH", "/api/v1/namespaces/acme/retention-rules/{retention}/", {"keep_most_recent": 3}, MANAGE),
+    ("DELETE", "/api/v1/namespaces/acme/retention-rules/{retention}/", None, MANAGE),
+    ("GET", "/api/v1/namespaces/acme/retention-runs/", None, MANAGE),
+    ("POST", "/api/v1/namespaces/acme/retention-runs/", {"dry_run": True}, MANAGE),
 ]
 
 
@@ -130,6 +136,7 @@ def cast(settings):
     acme = Organization.objects.get(name="acme")
     trust.signing_key_add(namespace=acme.namespace, name="release", public_key=public_pem(new_key("ecdsa")), actor=None)
     policies.immutable_rule_create(namespace=acme.namespace, tag_pattern="v*", actor=None)
+    retention.rule_save(namespace=acme.namespace, actor=None, tag_pattern="nightly-*", keep_most_recent=10)
     return world, callers
 
 
@@ -145,9 +152,10 @@ def test_organization_endpoints(cast, caller_name):
     rule = AccessRule.objects.get(organization__name="acme", pattern="priv-*")
     key = SigningKey.objects.get(namespace__name="acme", name="release")
     immutable = ImmutableTagRule.objects.get(namespace__name="acme", tag_pattern="v*")
+    kept = RetentionRule.objects.get(namespace__name="acme", tag_pattern="nightly-*")
     failures = []
     for method, path, body, expected_by_caller in ENDPOINTS:
-        path = path.format(rule=rule.pk, key=key.pk, immutable=immutable.pk)
+        path = path.format(rule=rule.pk, key=key.pk, immutable=immutable.pk, retention=kept.pk)
         expected = expected_by_caller[caller_name]
         with transaction.atomic():
             response = getattr(client, method.lower())(path, body, format="json")

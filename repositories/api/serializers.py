@@ -301,3 +301,33 @@ class GcRunSerializer(serializers.Serializer):
     freed_bytes = serializers.IntegerField(allow_null=True, help_text="null: not filesystem storage")
     requested_by = serializers.CharField()
     output = serializers.CharField(help_text="the end of garbage-collect's output")
+
+
+class RetentionRuleSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    repository = serializers.CharField(max_length=200, required=False, help_text="repository name pattern; default *")
+    tag_pattern = serializers.CharField(max_length=128, required=False, help_text="default *")
+    keep_most_recent = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    keep_pushed_within_days = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    keep_pulled_within_days = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    untagged = serializers.BooleanField(required=False, help_text="also remove manifests no tag points at")
+    protect_immutable = serializers.BooleanField(required=False, help_text="default true")
+    protect_verified = serializers.BooleanField(required=False, help_text="default true")
+    created_by = serializers.CharField(read_only=True, allow_null=True)
+    created_at = serializers.DateTimeField(read_only=True)
+
+
+class RetentionRunRequestSerializer(serializers.Serializer):
+    dry_run = serializers.BooleanField(default=True)
+
+
+class RetentionRunSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    dry_run = serializers.BooleanField()
+    tags = serializers.ListField(child=serializers.CharField(), help_text="repository:tag, removed or to remove")
+    digests = serializers.ListField(child=serializers.CharField(), help_text="repository@digest")
+    bytes = serializers.IntegerField(help_text="storage the removed images alone held")
+    skipped = serializers.ListField(child=serializers.CharField(), help_text="planned but kept, and why")
+    started_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    requested_by = serializers.CharField()

@@ -58,6 +58,15 @@ urlpatterns = [
     path("namespaces/<str:namespace>/storage/", views.StorageView.as_view(), name="api-storage"),
     path("admin/gc/", views.GcView.as_view(), name="api-gc"),
     path(
+        "namespaces/<str:namespace>/retention-rules/", views.RetentionRuleListView.as_view(), name="api-retention-rules"
+    ),
+    path(
+        "namespaces/<str:namespace>/retention-rules/<int:rule_id>/",
+        views.RetentionRuleDetailView.as_view(),
+        name="api-retention-rule",
+    ),
+    path("namespaces/<str:namespace>/retention-runs/", views.RetentionRunView.as_view(), name="api-retention-runs"),
+    path(
         "namespaces/<str:namespace>/immutable-tags/<int:rule_id>/",
         views.ImmutableTagDetailView.as_view(),
         name="api-immutable-tag",

@@ -35,6 +35,9 @@ from repositories.api.serializers import (
     RepositoryDetailSerializer,
     RepositorySerializer,
     RepositoryWriteSerializer,
+    RetentionRuleSerializer,
+    RetentionRunRequestSerializer,
+    RetentionRunSerializer,
     SigningKeySerializer,
     StorageSerializer,
     TagDeleteResultSerializer,
@@ -663,3 +666,118 @@ class GcView(APIView):
 
         transaction.on_commit(enqueue)
         return Response(_gc_data(run), status=status.HTTP_202_ACCEPTED)
+
+
+# --- retention (issue 16) ------------------------------------------------------------------------
+
+RULE_API_FIELDS = {
+    "repository": "repository_pattern",
+    "tag_pattern": "tag_pattern",
+    "keep_most_recent": "keep_most_recent",
+    "keep_pushed_within_days": "keep_pushed_within_days",
+    "keep_pulled_within_days": "keep_pulled_within_days",
+    "untagged": "untagged",
+    "protect_immutable": "protect_immutable",
+    "protect_verified": "protect_verified",
+}
+
+
+def _retention_rule_data(rule) -> dict:
+    data = {api: getattr(rule, field) for api, field in RULE_API_FIELDS.items()}
+    return {
+        "id": rule.pk,
+        **data,
+        "created_by": rule.created_by.username if rule.created_by_id else None,
+        "created_at": rule.created_at,
+    }
+
+
+def _retention_save(request: Request, namespace, rule=None):
+    from repositories import retention
+
+    data = RetentionRuleSerializer(data=request.data, partial=rule is not None)
+    data.is_valid(raise_exception=True)
+    values = {RULE_API_FIELDS[k]: v for k, v in data.validated_data.items() if k in RULE_API_FIELDS}
+    try:
+        return retention.rule_save(namespace=namespace, actor=request.user, rule=rule, **values)
+    except ValidationError as exc:
+        fields = {v: k for k, v in RULE_API_FIELDS.items()}
+        raise exceptions.ValidationError({fields.get(k, k): v for k, v in exc.message_dict.items()}) from None
+
+
+class RetentionRuleListView(APIView):
+    """Which tags to keep; the rest of the tags a rule covers go when retention runs."""
+
+    @extend_schema(responses=RetentionRuleSerializer(many=True))
+    def get(self, request: Request, namespace: str) -> Response:
+        from repositories.models import RetentionRule
+
+        found = _managed_namespace(request, namespace)
+        rules = RetentionRule.objects.filter(namespace=found).select_related("created_by")
+        return Response([_retention_rule_data(rule) for rule in rules])
+
+    @extend_schema(request=RetentionRuleSerializer, responses={201: RetentionRuleSerializer})
+    def post(self, request: Request, namespace: str) -> Response:
+        found = _managed_namespace(request, namespace)
+        rule = _retention_save(request, found)
+        return Response(_retention_rule_data(rule), status=status.HTTP_201_CREATED)
+
+
+class RetentionRuleDetailView(APIView):
+    def _rule(self, request: Request, namespace: str, rule_id: int):
+        from repositories.models import RetentionRule
+
+        found = _managed_namespace(request, namespace)
+        rule = RetentionRule.objects.filter(namespace=found, pk=rule_id).first()
+        if rule is None:
+            raise exceptions.NotFound("No such rule.")
+        return found, rule
+
+    @extend_schema(request=RetentionRuleSerializer, responses=RetentionRuleSerializer)
+    def patch(self, request: Request, namespace: str, rule_id: int) -> Response:
+        found, rule = self._rule(request, namespace, rule_id)
+        return Response(_retention_rule_data(_retention_save(request, found, rule)))
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, namespace: str, rule_id: int) -> Response:
+        from repositories import retention
+
+        _, rule = self._rule(request, namespace, rule_id)
+        retention.rule_delete(rule=rule, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _retention_run_data(run) -> dict:
+    return {
+        "id": run.pk,
+        "dry_run": run.dry_run,
+        "tags": run.tags,
+        "digests": run.digests,
+        "bytes": run.bytes,
+        "skipped": run.skipped,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "requested_by": run.requested_by,
+    }
+
+
+class RetentionRunView(APIView):
+    """POST runs the namespace's rules now, or with `dry_run` (the default) previews exactly
+    what a run would remove; GET lists past runs and previews."""
+
+    @extend_schema(responses=RetentionRunSerializer(many=True))
+    def get(self, request: Request, namespace: str) -> Response:
+        from repositories.models import RetentionRun
+
+        found = _managed_namespace(request, namespace)
+        return Response([_retention_run_data(r) for r in RetentionRun.objects.filter(namespace=found)[:50]])
+
+    @extend_schema(request=RetentionRunRequestSerializer, responses={200: RetentionRunSerializer})
+    def post(self, request: Request, namespace: str) -> Response:
+        from repositories import retention
+
+        found = _managed_namespace(request, namespace)
+        data = RetentionRunRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        run = retention.run(namespace=found, dry_run=data.validated_data["dry_run"], actor=request.user)
+        return Response(_retention_run_data(run))

@@ -162,6 +162,13 @@ def describe(event) -> str:
         if action == "immutable_rule.add":
             return f"{who} made tags {pattern} immutable in {where}"
         return f"{who} made tags {pattern} in {where} mutable again"
+    if action in ("retention_rule.add", "retention_rule.change", "retention_rule.delete"):
+        verb = {"retention_rule.add": "added", "retention_rule.change": "changed", "retention_rule.delete": "removed"}
+        return f"{who} {verb[action]} the retention rule {escape(event.target_name.split('/', 1)[-1])}"
+    if action == "retention.run":
+        return (
+            f"{who} applied the retention rules of {escape(event.namespace)}: {int(data.get('tags', 0))} tag(s) removed"
+        )
     if action == "quota.set":
         from repositories.storage import describe_bytes
 

@@ -1,0 +1,328 @@
+"""Retention (issue 16, item 2): rules that say which tags to keep; the rest of the tags a rule
+covers are removed when retention runs, on schedule or on demand, always with a dry-run
+preview that is exactly what the run would do.
+
+- A rule covers the tags matching `tag_pattern` in the namespace's repositories matching
+  `repository_pattern`. It keeps a tag that is among the `keep_most_recent` most recently
+  pushed tags it covers (per repository), or pushed within `keep_pushed_within_days`, or pulled
+  within `keep_pulled_within_days`; immutable tags and tags verified by a trusted key are kept
+  when the rule protects them (the default). A rule with no keep criterion keeps nothing it
+  covers but what it protects.
+- A tag goes only if every rule covering it would let it go (a tag no rule covers stays).
+- The registry deletes by digest, which removes every tag on it: a digest goes only when all
+  of its tags go, as the registry has them at that moment (asked again before each delete);
+  otherwise it is kept and the run says why.
+- `untagged` also removes manifests no tag points at, except signatures, attestations, SBOMs
+  and the platform manifests of an index (they are reached through what they belong to).
+- `bytes` is the storage the removed images alone held: blobs that no remaining image of the
+  namespace shares.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Namespace
+from audit.services import audit_record
+from repositories import policies, storage
+from repositories.access import pattern_matches
+from repositories.models import ArtifactLink, Manifest, Repository, RetentionRule, RetentionRun, Tag
+from repositories.registry.client import RegistryError, RegistryNotFound
+
+log = logging.getLogger(__name__)
+RULE_FIELDS = (
+    "repository_pattern",
+    "tag_pattern",
+    "keep_most_recent",
+    "keep_pushed_within_days",
+    "keep_pulled_within_days",
+    "untagged",
+    "protect_immutable",
+    "protect_verified",
+)
+MAX_RULES_PER_NAMESPACE = 50
+
+
+# --- rules -------------------------------------------------------------------------------------
+
+
+def rule_save(*, namespace: Namespace, actor, rule: RetentionRule | None = None, **values) -> RetentionRule:
+    """Create (rule None) or change a rule; audited. Raises ValidationError with field errors."""
+    creating = rule is None
+    if creating and RetentionRule.objects.filter(namespace=namespace).count() >= MAX_RULES_PER_NAMESPACE:
+        raise ValidationError({"repository_pattern": f"A namespace has at most {MAX_RULES_PER_NAMESPACE} rules."})
+    rule = rule or RetentionRule(namespace=namespace, created_by=actor if getattr(actor, "pk", None) else None)
+    before = {name: getattr(rule, name) for name in RULE_FIELDS}
+    for name, value in values.items():
+        if name in RULE_FIELDS and value is not None:
+            setattr(rule, name, value.strip() if isinstance(value, str) else value)
+    for name in ("keep_most_recent", "keep_pushed_within_days", "keep_pulled_within_days"):
+        if name in values and values[name] is None:
+            setattr(rule, name, None)
+    rule.full_clean(exclude=["namespace", "created_by"])
+    with transaction.atomic():
+        rule.save()
+        audit_record(
+            action="retention_rule.add" if creating else "retention_rule.change",
+            actor=actor,
+            target_name=f"{namespace.name}/{rule.repository_pattern}:{rule.tag_pattern}",
+            namespace=namespace.name,
+            data={"before": None if creating else before, "after": {n: getattr(rule, n) for n in RULE_FIELDS}},
+        )
+    return rule
+
+
+def rule_delete(*, rule: RetentionRule, actor) -> None:
+    with transaction.atomic():
+        audit_record(
+            action="retention_rule.delete",
+            actor=actor,
+            target_name=f"{rule.namespace.name}/{rule.repository_pattern}:{rule.tag_pattern}",
+            namespace=rule.namespace.name,
+            data={n: getattr(rule, n) for n in RULE_FIELDS},
+        )
+        rule.delete()
+
+
+# --- the plan ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    remove_tags: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # repository -> tags
+    remove_digests: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # repository -> digests
+    untagged: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    skipped: list[str] = field(default_factory=list)
+
+
+def _keeps(rule: RetentionRule, tag: Tag, rank: int, now: dt.datetime, immutable: bool) -> bool:
+    if rule.protect_immutable and immutable:
+        return True
+    if rule.protect_verified and tag.manifest.signature_status == "verified":
+        return True
+    if rule.keep_most_recent is not None and rank < rule.keep_most_recent:
+        return True
+    if rule.keep_pushed_within_days is not None and tag.pushed_at >= now - dt.timedelta(
+        days=rule.keep_pushed_within_days
+    ):
+        return True
+    pulled = tag.manifest.last_pulled_at
+    return bool(
+        rule.keep_pulled_within_days is not None
+        and pulled is not None
+        and pulled >= now - dt.timedelta(days=rule.keep_pulled_within_days)
+    )
+
+
+def plan(namespace: Namespace, *, now: dt.datetime | None = None) -> Plan:
+    """What a run would remove now, from the portal's picture (the run checks each digest with
+    the registry again before deleting it)."""
+    now = now or timezone.now()
+    rules = list(RetentionRule.objects.filter(namespace=namespace))
+    result = Plan()
+    if not rules:
+        return result
+    for repository in Repository.objects.filter(namespace=namespace).order_by("name"):
+        covering = [r for r in rules if pattern_matches(r.repository_pattern, repository.name)]
+        if not covering:
+            continue
+        tags = list(
+            Tag.objects.filter(repository=repository, artifact="")
+            .select_related("manifest")
+            .order_by("-pushed_at", "name")
+        )
+        immutable = set(
+            policies.immutable_tags(
+                namespace_name=namespace.name, repository_name=repository.name, tag_names=[t.name for t in tags]
+            )
+        )
+        verdicts: dict[str, list[bool]] = defaultdict(list)  # tag -> [kept by rule …] for covering rules
+        for rule in covering:
+            ranked = [t for t in tags if pattern_matches(rule.tag_pattern, t.name)]
+            for rank, tag in enumerate(ranked):
+                verdicts[tag.name].append(_keeps(rule, tag, rank, now, tag.name in immutable))
+        going = {name for name, kept in verdicts.items() if not any(kept)}
+        by_digest: dict[str, set[str]] = defaultdict(set)
+        for tag in tags:
+            by_digest[tag.manifest.digest].add(tag.name)
+        for digest, names in sorted(by_digest.items()):
+            if names <= going:
+                result.remove_digests[repository.name].add(digest)
+                result.remove_tags[repository.name] |= names
+            elif names & going:
+                staying, kept = ", ".join(sorted(names & going)), ", ".join(sorted(names - going))
+                result.skipped.append(f"{repository.name}: {staying} stay: the same image as kept {kept}")
+        if any(rule.untagged for rule in covering):
+            linked = set(ArtifactLink.objects.filter(repository=repository).values_list("artifact_id", flat=True))
+            for pk, digest, content in Manifest.objects.filter(
+                repository=repository, tags__isnull=True, index_entries__isnull=True
+            ).values_list("pk", "digest", "artifact"):
+                holds = isinstance(content, dict) and (content.get("signatures") or content.get("attached"))
+                if pk not in linked and not holds:  # signatures and SBOMs go with their image
+                    result.untagged[repository.name].add(digest)
+    return result
+
+
+@dataclass
+class Snapshot:
+    """The namespace's manifests and their blobs, read before anything is deleted."""
+
+    blobs: dict[tuple[str, str], dict[str, int]]  # (repository, digest) -> {blob: size}
+    children: dict[tuple[str, str], set[str]]  # (repository, index digest) -> platform digests
+
+
+def snapshot(namespace: Namespace) -> Snapshot:
+    blobs = {}
+    for repository_name, *row in Manifest.objects.filter(repository__namespace=namespace).values_list(
+        "repository__name", *storage.BLOB_FIELDS
+    ):
+        blobs[(repository_name, row[0])] = storage.manifest_blobs(*row)
+    children: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for index_digest, child_digest, repository_name in Manifest.objects.filter(
+        repository__namespace=namespace, entries__isnull=False
+    ).values_list("digest", "entries__child__digest", "repository__name"):
+        children[(repository_name, index_digest)].add(child_digest)
+    return Snapshot(blobs, children)
+
+
+def freed_bytes(before: Snapshot, removed: dict[str, set[str]]) -> int:
+    """Storage the removed manifests alone held: their blobs (and their platforms') that no
+    remaining manifest of the namespace shares."""
+    gone_keys = {(repo, d) for repo, digests in removed.items() for d in digests}
+    for key in list(gone_keys):
+        gone_keys |= {(key[0], child) for child in before.children.get(key, ())}
+    gone: dict[str, int] = {}
+    kept: set[str] = set()
+    for key, blobs in before.blobs.items():
+        if key in gone_keys:
+            gone.update(blobs)
+        else:
+            kept.update(blobs)
+    return sum(size for digest, size in gone.items() if digest not in kept)
+
+
+def _as_lists(found: Plan) -> tuple[list[str], list[str]]:
+    tags = sorted(f"{repo}:{tag}" for repo, names in found.remove_tags.items() for tag in names)
+    digests = sorted(
+        f"{repo}@{d}"
+        for source in (found.remove_digests, found.untagged)
+        for repo, values in source.items()
+        for d in values
+    )
+    return tags, digests
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def run(*, namespace: Namespace, dry_run: bool, actor=None, actor_name: str = "") -> RetentionRun:
+    """Preview (dry_run) or apply the namespace's rules; recorded either way."""
+
+    who = actor_name or getattr(actor, "username", "") or "retention"
+    found = plan(namespace)
+    before = snapshot(namespace)
+    skipped = list(found.skipped)
+    if dry_run:
+        removed = {
+            repo: set(found.remove_digests.get(repo, ())) | set(found.untagged.get(repo, ()))
+            for repo in set(found.remove_digests) | set(found.untagged)
+        }
+        tags, digests = _as_lists(found)
+    else:
+        removed, tags, skipped = _apply(namespace, found, actor, skipped)
+        digests = sorted(f"{repo}@{d}" for repo, values in removed.items() for d in values)
+    size = freed_bytes(before, removed)
+    with transaction.atomic():
+        record = RetentionRun.objects.create(
+            namespace=namespace,
+            dry_run=dry_run,
+            finished_at=timezone.now(),
+            tags=tags,
+            digests=digests,
+            bytes=size,
+            skipped=skipped[:500],
+            requested_by=who[:150],
+        )
+        if not dry_run:
+            audit_record(
+                action="retention.run",
+                actor=actor if getattr(actor, "pk", None) else None,
+                actor_name="" if getattr(actor, "pk", None) else who,
+                target_name=namespace.name,
+                namespace=namespace.name,
+                data={"tags": len(tags), "digests": len(digests), "bytes": size},
+            )
+    if not dry_run and digests:
+        storage.refresh_soon(namespace.pk)
+    return record
+
+
+def _apply(namespace: Namespace, found: Plan, actor, skipped: list[str]):
+    """Delete what the plan says, digest by digest, each checked with the registry first."""
+    from repositories import services
+    from repositories.registry import get_client
+
+    removed: dict[str, set[str]] = defaultdict(set)
+    removed_tags: list[str] = []
+    client = get_client()
+    for repo_name, digests in sorted(found.remove_digests.items()):
+        repository = Repository.objects.filter(namespace=namespace, name=repo_name).first()
+        if repository is None:
+            continue
+        planned_tags = found.remove_tags[repo_name]
+        for digest in sorted(digests):
+            names = sorted(
+                Tag.objects.filter(repository=repository, manifest__digest=digest).values_list("name", flat=True)
+            )
+            if not names:
+                continue
+            try:
+                now_digest, siblings = services.tag_delete_preview(repository=repository, tag_name=names[0])
+                if now_digest != digest or not set(siblings) <= planned_tags:
+                    skipped.append(f"{repo_name}@{digest}: changed in the registry since it was planned; kept")
+                    continue
+                _, gone = services.tag_delete(
+                    repository=repository, tag_name=names[0], actor=actor, confirm=True, expected_digest=digest
+                )
+            except (services.TagNotInRegistry, services.ConfirmationRequired, policies.TagImmutable) as exc:
+                skipped.append(f"{repo_name}@{digest}: kept ({exc.__class__.__name__}: {exc})")
+                continue
+            except RegistryError as exc:
+                skipped.append(f"{repo_name}@{digest}: kept, the registry failed: {exc}")
+                continue
+            removed[repo_name].add(digest)
+            removed_tags += [f"{repo_name}:{t}" for t in gone]
+    for repo_name, digests in sorted(found.untagged.items()):
+        repository = Repository.objects.filter(namespace=namespace, name=repo_name).first()
+        if repository is None:
+            continue
+        for digest in sorted(digests):
+            try:
+                client.delete_manifest(repository.full_name, digest)
+            except RegistryNotFound:
+                pass
+            except RegistryError as exc:
+                skipped.append(f"{repo_name}@{digest}: kept, the registry failed: {exc}")
+                continue
+            Manifest.objects.filter(repository=repository, digest=digest, tags__isnull=True).delete()
+            removed[repo_name].add(digest)
+    return removed, sorted(removed_tags), skipped
+
+
+def run_all() -> int:
+    """Every namespace with rules (the daily schedule)."""
+    count = 0
+    for namespace in Namespace.objects.filter(retention_rules__isnull=False).distinct():
+        try:
+            run(namespace=namespace, dry_run=False, actor_name="schedule")
+            count += 1
+        except Exception:
+            log.exception("retention of %s failed", namespace.name)
+    return count
