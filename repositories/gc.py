@@ -62,7 +62,14 @@ def start(*, actor_name: str) -> GcRun:
             raise GcAlreadyRunning("a garbage collection is running")
         run = GcRun.objects.create(requested_by=actor_name[:150])
         audit_record(action="registry.gc", actor_name=actor_name, target_name=f"gc run {run.pk}")
+    _forget()
     return run
+
+
+def _forget() -> None:
+    from repositories.policies import FRONT_STATE
+
+    FRONT_STATE.forget()
 
 
 def collect(run: GcRun, *, hold_seconds: float | None = None, sleep=time.sleep) -> GcRun:
@@ -95,6 +102,7 @@ def collect(run: GcRun, *, hold_seconds: float | None = None, sleep=time.sleep) 
             status=GcRun.Status.FAILED, output=f"{exc.__class__.__name__}: {exc}"[:4000], finished_at=timezone.now()
         )
     run.refresh_from_db()
+    _forget()
     if run.status == GcRun.Status.OK:
         from repositories.tasks import storage_refresh_all
 

@@ -11,6 +11,8 @@ answer costs two small queries and no registry round trip in the common case.
 from __future__ import annotations
 
 import re
+import threading
+import time
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -55,6 +57,7 @@ def immutable_rule_create(*, namespace: Namespace, tag_pattern: str, repository_
                 namespace=namespace.name,
                 data={"repository": rule.repository_pattern, "pattern": rule.tag_pattern},
             )
+            forget_front_state()
     except IntegrityError:
         raise ValidationError({"pattern": "This rule exists already."}) from None
     return rule
@@ -70,6 +73,7 @@ def immutable_rule_delete(*, rule: ImmutableTagRule, actor) -> None:
             data={"repository": rule.repository_pattern, "pattern": rule.tag_pattern},
         )
         rule.delete()
+        forget_front_state()
 
 
 @dataclass(frozen=True)
@@ -154,15 +158,17 @@ def front_decision(request: FrontRequest, *, registry_has_tag=None) -> str | Non
     `registry_has_tag(name, tag)` answers whether the registry holds a tag the portal has not
     heard of yet (a push whose event is on its way); called only for tags a rule covers."""
     path = unquote(urlsplit(request.uri).path)
-    if request.method in ("PUT", "DELETE", "POST") and path.startswith("/v2/") and gc.hold_active():
+    if request.method in ("PUT", "DELETE", "POST") and path.startswith("/v2/") and FRONT_STATE.hold():
         return gc.MAINTENANCE_MESSAGE  # garbage collection holds every write
     upload = UPLOAD_PATH_RE.match(path)
     if upload is not None and request.method == "POST":
         # An upload starts (or a blob is mounted from another repository): the quota.
         namespace_name, _ = split_repository_name(upload.group("name"))
-        if namespace_name and _grants(request.token, upload.group("name"), "push"):
-            quota = storage.over_quota(namespace_name)
-            return _safe(quota) if quota else None
+        if not namespace_name:
+            return None
+        quota = FRONT_STATE.namespace(namespace_name).over_quota
+        if quota and _grants(request.token, upload.group("name"), "push"):
+            return _safe(quota)
         return None
     match = MANIFEST_PATH_RE.match(path)
     if match is None or request.method not in ("PUT", "DELETE"):
@@ -171,14 +177,16 @@ def front_decision(request: FrontRequest, *, registry_has_tag=None) -> str | Non
     namespace_name, repository_name = split_repository_name(full_name)
     if not namespace_name:
         return None
+    state = FRONT_STATE.namespace(namespace_name)
+    rules = [rule for rule in state.rules if pattern_matches(rule.repository_pattern, repository_name)]
+    quota = state.over_quota if request.method == "PUT" else None
+    if not rules and not quota:
+        return None  # the common case: nothing to say, no token to read
     action = "push" if request.method == "PUT" else "delete"
     if not _grants(request.token, full_name, action):
         return None  # the registry refuses it; nothing to add
-    if request.method == "PUT":
-        quota = storage.over_quota(namespace_name)
-        if quota:
-            return _safe(quota)
-    rules = rules_for(namespace_name, repository_name)
+    if quota:
+        return _safe(quota)
     if not rules:
         return None
     if request.method == "PUT":
@@ -209,6 +217,66 @@ def front_decision(request: FrontRequest, *, registry_has_tag=None) -> str | Non
     except TagImmutable as exc:
         return _safe(str(exc))
     return None
+
+
+@dataclass(frozen=True)
+class NamespaceState:
+    rules: tuple[Rule, ...]
+    over_quota: str | None
+
+
+class FrontState:
+    """What the front's checks read, per process, for at most TTL seconds: the GC hold, and per
+    namespace its immutable-tag rules and whether it is over its quota. A check then costs no
+    query in the common case. Changes made in this process are seen at once (forget); other
+    processes see them within TTL. (Quota usage itself is computed seconds after pushes.)"""
+
+    TTL = 1.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._hold: tuple[float, bool] | None = None
+        self._namespaces: dict[str, tuple[float, NamespaceState]] = {}
+
+    def hold(self) -> bool:
+        now = time.monotonic()
+        cached = self._hold
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        value = gc.hold_active()
+        self._hold = (now + self.TTL, value)
+        return value
+
+    def namespace(self, name: str) -> NamespaceState:
+        now = time.monotonic()
+        cached = self._namespaces.get(name)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        rows = (
+            ImmutableTagRule.objects.filter(namespace__name=name)
+            .order_by("pk")
+            .values_list("repository_pattern", "tag_pattern")
+        )
+        state = NamespaceState(tuple(Rule(repo, tag) for repo, tag in rows), storage.over_quota(name))
+        with self._lock:
+            if len(self._namespaces) > 10_000:
+                self._namespaces.clear()
+            self._namespaces[name] = (now + self.TTL, state)
+        return state
+
+    def forget(self) -> None:
+        with self._lock:
+            self._hold = None
+            self._namespaces.clear()
+
+
+FRONT_STATE = FrontState()
+
+
+def forget_front_state() -> None:
+    """A rule, a quota or the GC hold changed: this process's front checks read them again (on
+    commit, so that they read the change)."""
+    transaction.on_commit(FRONT_STATE.forget)
 
 
 def _safe(message: str) -> str:

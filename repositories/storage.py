@@ -65,6 +65,9 @@ def refresh(namespace: Namespace) -> NamespaceStorage:
         namespace=namespace,
         defaults={"used_bytes": used, "repository_bytes": by_repository, "computed_at": timezone.now()},
     )
+    from repositories.policies import forget_front_state
+
+    forget_front_state()
     return row
 
 
@@ -98,6 +101,9 @@ def quota_set(*, namespace: Namespace, quota_bytes: int | None, actor) -> Namesp
     with transaction.atomic():
         before = row.quota_bytes
         NamespaceStorage.objects.filter(pk=row.pk).update(quota_bytes=quota_bytes)
+        from repositories.policies import forget_front_state
+
+        forget_front_state()
         row.quota_bytes = quota_bytes
         audit_record(
             action="quota.set",
