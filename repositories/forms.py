@@ -174,9 +174,15 @@ class ImmutableTagForm(forms.Form):
 class RetentionRuleForm(forms.Form):
     tag_pattern = forms.CharField(label="Tags", max_length=128, initial="*", help_text="e.g. * or pr-*")
     repository_pattern = forms.CharField(label="In repositories", max_length=200, initial="*")
-    keep_most_recent = forms.IntegerField(label="Keep the N most recent", required=False, min_value=0)
-    keep_pushed_within_days = forms.IntegerField(label="Keep those pushed within (days)", required=False, min_value=0)
-    keep_pulled_within_days = forms.IntegerField(label="Keep those pulled within (days)", required=False, min_value=0)
+    keep_most_recent = forms.IntegerField(
+        label="Keep the N most recent", required=False, min_value=0, max_value=1_000_000
+    )
+    keep_pushed_within_days = forms.IntegerField(
+        label="Keep those pushed within (days)", required=False, min_value=0, max_value=36_500
+    )
+    keep_pulled_within_days = forms.IntegerField(
+        label="Keep those pulled within (days)", required=False, min_value=0, max_value=36_500
+    )
     untagged = forms.BooleanField(label="Also remove untagged manifests", required=False)
     protect_immutable = forms.BooleanField(label="Never remove immutable tags", required=False, initial=True)
     protect_verified = forms.BooleanField(
@@ -191,6 +197,7 @@ class QuotaForm(forms.Form):
         min_value=0,
         max_digits=12,
         decimal_places=3,
+        max_value=4 * 1024**3,  # GiB: 4 EiB, within the column
         help_text="empty: no quota. Uploads are refused once the namespace stores this much.",
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -630,6 +630,9 @@ class GcRun(models.Model):
         return f"GC {self.started_at:%Y-%m-%d %H:%M} {self.status}"
 
 
+MAX_RETENTION_DAYS = 36_500  # a hundred years: further back than any date a tag can have
+
+
 class RetentionRule(models.Model):
     """Which tags of the namespace's repositories to keep; the rest of the tags it covers go
     when retention runs (repositories/retention.py). A tag is kept if any criterion keeps it."""
@@ -637,9 +640,15 @@ class RetentionRule(models.Model):
     namespace = models.ForeignKey(Namespace, on_delete=models.CASCADE, related_name="retention_rules")
     repository_pattern = models.CharField(max_length=200, default="*", validators=[_validate_rule_pattern])
     tag_pattern = models.CharField(max_length=128, default="*", validators=[_validate_tag_pattern])
-    keep_most_recent = models.PositiveIntegerField(null=True, blank=True, help_text="keep the N most recently pushed")
-    keep_pushed_within_days = models.PositiveIntegerField(null=True, blank=True)
-    keep_pulled_within_days = models.PositiveIntegerField(null=True, blank=True)
+    keep_most_recent = models.PositiveIntegerField(
+        null=True, blank=True, help_text="keep the N most recently pushed", validators=[MaxValueValidator(1_000_000)]
+    )
+    keep_pushed_within_days = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(MAX_RETENTION_DAYS)]
+    )
+    keep_pulled_within_days = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(MAX_RETENTION_DAYS)]
+    )
     untagged = models.BooleanField(default=False, help_text="also remove manifests no tag points at")
     protect_immutable = models.BooleanField(default=True, help_text="never remove immutable tags")
     protect_verified = models.BooleanField(default=True, help_text="never remove tags verified by a trusted key")

@@ -27,6 +27,7 @@ from repositories.models import ImmutableTagRule, Tag
 
 MANIFEST_PATH_RE = re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<reference>[^/]+)$")
 UPLOAD_PATH_RE = re.compile(r"^/v2/(?P<name>.+)/blobs/uploads/$")
+BLOB_PATH_RE = re.compile(r"^/v2/(?P<name>.+)/blobs/(?P<digest>[^/]+)$")
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 MAX_RULES_PER_NAMESPACE = 100
 SAFE_MESSAGE_RE = re.compile(r"[^A-Za-z0-9 ._*?()\[\]!/:,-]")
@@ -110,6 +111,54 @@ def immutable_tags(*, namespace_name: str, repository_name: str, tag_names) -> d
     return found
 
 
+MAX_TAGS_CHECKED = 1000
+
+
+def registry_references(client, full_name: str, *, tag_filter=None) -> dict[str, set[str]]:
+    """{digest: the tags that reach it}, as the registry has them now: each tag's manifest and,
+    for an index, its platform manifests (deleting one of those breaks the index). Only tags
+    passing `tag_filter`, when given. Raises RegistryError when the registry cannot answer."""
+    from repositories.registry.client import INDEX_TYPES, RegistryNotFound
+
+    try:
+        tags = client.tags(full_name)
+    except RegistryNotFound:
+        return {}
+    if tag_filter is not None:
+        tags = [tag for tag in tags if tag_filter(tag)]
+    if len(tags) > MAX_TAGS_CHECKED:
+        raise TagImmutable(f"{full_name} has too many protected tags to check a delete by digest; delete by tag")
+    found: dict[str, set[str]] = {}
+    for tag in tags:
+        try:
+            ref = client.head_manifest(full_name, tag)
+        except RegistryNotFound:
+            continue  # deleted meanwhile
+        found.setdefault(ref.digest, set()).add(tag)
+        if ref.media_type in INDEX_TYPES:
+            doc = client.get_manifest(full_name, ref.digest)
+            for entry in doc.data.get("manifests") or []:
+                if isinstance(entry, dict) and isinstance(entry.get("digest"), str):
+                    found.setdefault(entry["digest"], set()).add(tag)
+    return found
+
+
+def check_delete_digest(*, namespace_name: str, repository_name: str, digest: str, client) -> None:
+    """Raise TagImmutable if deleting `digest` would remove an immutable tag or break one: a tag
+    on it, or an index tagged immutable that has it as a platform manifest, as the registry has
+    them now (the portal may not have heard of a push yet)."""
+    rules = rules_for(namespace_name, repository_name)
+    if not rules:
+        return
+    refs = registry_references(
+        client, f"{namespace_name}/{repository_name}", tag_filter=lambda tag: immutable_rule(rules, tag) is not None
+    )
+    for tag in sorted(refs.get(digest, ())):
+        rule = immutable_rule(rules, tag)
+        if rule is not None:
+            raise TagImmutable(denial(tag, rule))
+
+
 class TagImmutable(Exception):
     """A push over, or a delete of, an immutable tag; the message names the rule."""
 
@@ -153,11 +202,19 @@ def _grants(token: str, repository: str, action: str) -> bool:
     return False
 
 
-def front_decision(request: FrontRequest, *, registry_has_tag=None) -> str | None:
+def front_decision(request: FrontRequest, *, registry_has_tag=None, client_factory=None) -> str | None:
     """None to let the request through, else the registry-style DENIED message naming the rule.
     `registry_has_tag(name, tag)` answers whether the registry holds a tag the portal has not
-    heard of yet (a push whose event is on its way); called only for tags a rule covers."""
-    path = unquote(urlsplit(request.uri).path)
+    heard of yet (a push whose event is on its way); called only for tags a rule covers.
+    `client_factory()` gives a registry client, for the same question about a delete by digest."""
+    try:
+        path = unquote(urlsplit(request.uri).path)
+    except ValueError:
+        return None  # not a path nginx would send; the registry answers it
+    if request.method == "DELETE" and BLOB_PATH_RE.match(path):
+        # Deleting a blob breaks every image that has it; the registry's garbage collector
+        # removes blobs no image references.
+        return "blobs are removed by garbage collection: delete the image (its manifest) instead"
     if request.method in ("PUT", "DELETE", "POST") and path.startswith("/v2/") and FRONT_STATE.hold():
         return gc.MAINTENANCE_MESSAGE  # garbage collection holds every write
     upload = UPLOAD_PATH_RE.match(path)
@@ -201,19 +258,25 @@ def front_decision(request: FrontRequest, *, registry_has_tag=None) -> str | Non
         if known or (registry_has_tag is not None and registry_has_tag(full_name, reference)):
             return _safe(denial(reference, rule))
         return None
-    # DELETE: by digest (2.8) removes every tag on it; by tag (3.x untags).
-    if DIGEST_RE.match(reference):
-        tags = list(
-            Tag.objects.filter(
-                repository__namespace__name=namespace_name,
-                repository__name=repository_name,
-                manifest__digest=reference,
-            ).values_list("name", flat=True)
-        )
-    else:
-        tags = [reference]
+    # DELETE: by digest (2.8) removes every tag on it, and breaks every index that has it as a
+    # platform; by tag (3.x untags).
     try:
-        check_delete(namespace_name=namespace_name, repository_name=repository_name, tags=tags)
+        if DIGEST_RE.match(reference):
+            in_repository = Tag.objects.filter(
+                repository__namespace__name=namespace_name, repository__name=repository_name
+            )
+            tags = set(in_repository.filter(manifest__digest=reference).values_list("name", flat=True))
+            tags |= set(in_repository.filter(manifest__entries__child__digest=reference).values_list("name", flat=True))
+            check_delete(namespace_name=namespace_name, repository_name=repository_name, tags=sorted(tags))
+            if client_factory is not None:  # what the portal has not heard of yet
+                check_delete_digest(
+                    namespace_name=namespace_name,
+                    repository_name=repository_name,
+                    digest=reference,
+                    client=client_factory(),
+                )
+        else:
+            check_delete(namespace_name=namespace_name, repository_name=repository_name, tags=[reference])
     except TagImmutable as exc:
         return _safe(str(exc))
     return None

@@ -341,7 +341,15 @@ def _front_answer(authorization: str, method: str, uri: str) -> str | None:
 
     token = authorization[7:].strip() if authorization[:7].lower() == "bearer " else ""
     front = FrontRequest(method=method.upper()[:10], uri=uri[:2048], token=token)
-    denied = front_decision(front, registry_has_tag=_registry_has_tag)
+    from repositories.registry import get_client
+    from repositories.registry.client import RegistryError
+
+    try:
+        denied = front_decision(front, registry_has_tag=_registry_has_tag, client_factory=get_client)
+    except RegistryError:
+        # A delete by digest that could not be checked with the registry: refuse it (the
+        # registry is not answering the portal; it would hardly answer the client).
+        denied = "the registry could not be asked whether this delete is allowed; try again"
     if denied is not None:
         log.info("front refused %s %s: %s", front.method, front.uri, denied)
     return denied

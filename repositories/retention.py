@@ -303,7 +303,18 @@ def _apply(namespace: Namespace, found: Plan, actor, skipped: list[str]):
         repository = Repository.objects.filter(namespace=namespace, name=repo_name).first()
         if repository is None:
             continue
+        try:
+            # Untagged as the registry has it now: a push the portal has not heard of yet may
+            # have tagged it, or made it a platform of a new index.
+            referenced = policies.registry_references(client, repository.full_name)
+        except (RegistryError, policies.TagImmutable) as exc:
+            skipped.append(f"{repo_name}: untagged manifests kept, the registry could not be listed: {exc}")
+            continue
         for digest in sorted(digests):
+            if digest in referenced:
+                tags = ", ".join(sorted(referenced[digest]))
+                skipped.append(f"{repo_name}@{digest}: kept, tagged in the registry now ({tags})")
+                continue
             try:
                 client.delete_manifest(repository.full_name, digest)
             except RegistryNotFound:

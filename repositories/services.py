@@ -237,6 +237,10 @@ def tag_delete(
         raise
     # An immutable tag is never deleted, nor is a digest that carries one (TagImmutable).
     policies.check_delete(namespace_name=repository.namespace.name, repository_name=repository.name, tags=siblings)
+    # … nor a platform manifest of an immutable index (deleting it would break the index).
+    policies.check_delete_digest(
+        namespace_name=repository.namespace.name, repository_name=repository.name, digest=digest, client=get_client()
+    )
     others = [name for name in siblings if name != tag_name]
     if (others and not confirm) or (expected_digest and expected_digest != digest):
         raise ConfirmationRequired(digest, siblings)

@@ -95,8 +95,8 @@ def usage(namespace: Namespace) -> NamespaceStorage:
 
 
 def quota_set(*, namespace: Namespace, quota_bytes: int | None, actor) -> NamespaceStorage:
-    if quota_bytes is not None and (not isinstance(quota_bytes, int) or quota_bytes < 0):
-        raise ValidationError({"quota_bytes": "Give a number of bytes (0 or more), or null for no quota."})
+    if quota_bytes is not None and (not isinstance(quota_bytes, int) or not 0 <= quota_bytes <= 2**62):
+        raise ValidationError({"quota_bytes": "Give a number of bytes (0 to 2^62), or null for no quota."})
     row = usage(namespace)
     with transaction.atomic():
         before = row.quota_bytes

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 import pytest
+import requests
 from django.conf import settings
 from django.contrib.auth.hashers import get_hashers, get_hashers_by_algorithm
 from django.db import connections
@@ -236,3 +237,31 @@ def page(browser):
     yield page
     context.close()
     assert violations == [], violations
+
+
+@pytest.fixture
+def front(registry, live_server, tmp_path):
+    """Debian's nginx from the compose template (portal/front.py), in front of the session's
+    registry and the live server: the one address clients push to (issue 16)."""
+    from portal.front import write_config
+
+    port = services.free_port()
+    static = tmp_path / "static"
+    static.mkdir()
+    config = write_config(
+        tmp_path / "front",
+        {
+            "PORTAL_UPSTREAM": live_server.url.removeprefix("http://"),
+            "REGISTRY_UPSTREAM": registry.host,
+            "LISTEN_PORT": str(port),
+            "STATIC_ROOT": str(static),
+        },
+        listen_host="127.0.0.1",
+    )
+    nginx = services.Process("front-nginx", ["nginx", "-c", str(config), "-p", str(config.parent)], log_dir=tmp_path)
+    host = f"127.0.0.1:{port}"
+    try:
+        services.wait_until(lambda: requests.get(f"http://{host}/v2/", timeout=1).status_code == 401, what="nginx")
+        yield host
+    finally:
+        nginx.stop()

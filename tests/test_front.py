@@ -10,7 +10,6 @@ import pytest
 import requests
 from rest_framework.test import APIClient
 
-from portal.front import write_config
 from repositories import sync
 from repositories.models import RegistryEvent, Tag
 from repositories.oci_layout import write_image
@@ -19,30 +18,6 @@ from tests.conftest import PASSWORD
 from tests.helpers import push
 
 pytestmark = [pytest.mark.registry]
-
-
-@pytest.fixture
-def front(registry, live_server, tmp_path):
-    port = services.free_port()
-    static = tmp_path / "static"
-    static.mkdir()
-    config = write_config(
-        tmp_path / "front",
-        {
-            "PORTAL_UPSTREAM": live_server.url.removeprefix("http://"),
-            "REGISTRY_UPSTREAM": registry.host,
-            "LISTEN_PORT": str(port),
-            "STATIC_ROOT": str(static),
-        },
-        listen_host="127.0.0.1",
-    )
-    nginx = services.Process("front-nginx", ["nginx", "-c", str(config), "-p", str(config.parent)], log_dir=tmp_path)
-    host = f"127.0.0.1:{port}"
-    try:
-        services.wait_until(lambda: requests.get(f"http://{host}/v2/", timeout=1).status_code == 401, what="nginx")
-        yield host
-    finally:
-        nginx.stop()
 
 
 def process_events(registry) -> None:

@@ -289,7 +289,9 @@ class StorageSerializer(serializers.Serializer):
 
 
 class QuotaSerializer(serializers.Serializer):
-    quota_bytes = serializers.IntegerField(allow_null=True, min_value=0, help_text="null: no quota")
+    quota_bytes = serializers.IntegerField(
+        allow_null=True, min_value=0, max_value=2**62, help_text="null: no quota (at most 2^62 bytes)"
+    )
 
 
 class GcRunSerializer(serializers.Serializer):
@@ -307,9 +309,9 @@ class RetentionRuleSerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     repository = serializers.CharField(max_length=200, required=False, help_text="repository name pattern; default *")
     tag_pattern = serializers.CharField(max_length=128, required=False, help_text="default *")
-    keep_most_recent = serializers.IntegerField(required=False, allow_null=True, min_value=0)
-    keep_pushed_within_days = serializers.IntegerField(required=False, allow_null=True, min_value=0)
-    keep_pulled_within_days = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    keep_most_recent = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=1_000_000)
+    keep_pushed_within_days = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=36_500)
+    keep_pulled_within_days = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=36_500)
     untagged = serializers.BooleanField(required=False, help_text="also remove manifests no tag points at")
     protect_immutable = serializers.BooleanField(required=False, help_text="default true")
     protect_verified = serializers.BooleanField(required=False, help_text="default true")

@@ -1,0 +1,301 @@
+"""What a black-box review of issue 16 tried against the front door and the policies (helper
+report, kept as regression tests): path tricks over an immutable tag, deleting a platform
+manifest or a blob of an immutable image, a delete by digest before the portal heard of the tag,
+retention racing pushes the portal has not seen, out-of-range values, GC and indexes."""
+
+from __future__ import annotations
+
+import http.client
+import json
+
+import pytest
+import requests
+from rest_framework.test import APIClient
+
+from repositories.models import Tag
+from repositories.registry import get_client
+from tests import oci_push as oci
+from tests.conftest import PASSWORD
+from tests.test_front import process_events, pushed, registry_token
+
+pytestmark = [pytest.mark.registry]
+
+
+def raw(host, method, path, body=b"", headers=None, version11=True):
+    h, p = host.split(":")
+    conn = http.client.HTTPConnection(h, int(p), timeout=20)
+    if not version11:
+        conn._http_vsn = 10
+        conn._http_vsn_str = "HTTP/1.0"
+    conn.putrequest(method, path, skip_accept_encoding=True)
+    for k, v in (headers or {}).items():
+        conn.putheader(k, v)
+    conn.putheader("Content-Length", str(len(body)))
+    conn.endheaders(body)
+    r = conn.getresponse()
+    data = r.read()
+    conn.close()
+    return r.status, dict(r.getheaders()), data
+
+
+def test_probe_immutable_paths(front, registry, live_server, alice, tmp_path):
+    client = APIClient()
+    client.force_login(alice)
+    assert client.post("/api/v1/namespaces/alice/immutable-tags/", {"pattern": "v*"}, format="json").status_code == 201
+    first, result = pushed(tmp_path, front, "alice/probe:v1.0", "first")
+    assert result.returncode == 0, result.stderr
+    process_events(registry)
+    pusher = oci.Pusher.login(
+        portal_url=live_server.url,
+        registry_url=f"http://{front}",
+        repository="alice/probe",
+        username="alice",
+        password=PASSWORD,
+    )
+    oci.image(pusher, layers=(b"other",), tag="other")
+    body = pusher.pull("other")
+    token = pusher.token
+    hdr = {"Authorization": f"Bearer {token}", "Content-Type": oci.OCI_MANIFEST}
+    results = {}
+    for path in [
+        "/v2/alice/probe/manifests/%76%31.0",
+        "/v2/alice/probe/manifests/v1.0/",
+        "/v2/alice//probe/manifests/v1.0",
+        "//v2/alice/probe/manifests/v1.0",
+        "/v2/alice/./probe/manifests/v1.0",
+        "/v2/alice/x/../probe/manifests/v1.0",
+        "/v2/alice/probe/manifests/v1.0?x=1",
+        "/v2/alice%2Fprobe/manifests/v1.0",
+        "/v2/alice/probe/manifests/v1.0%3F",
+        "/v2/alice/probe/manifests/v1.0;x",
+        "/v2/alice/probe/manifests/v1.0%20",
+        "/v2/alice/probe/%6danifests/v1.0",
+        "/v2/alice/probe/manifests//v1.0",
+        "/v2/alice/probe/manifests/./v1.0",
+        "/v2/alice/probe/manifests/x/../v1.0",
+        "/v2/alice/probe/manifests/v1.0%00",
+        "/v2/alice/probe/manifests/v1.0%2f",
+    ]:
+        st, h, data = raw(front, "PUT", path, body, hdr)
+        now = get_client().head_manifest("alice/probe", "v1.0").digest
+        results[path] = (st, h.get("Location"), data[:150], now != first.top.digest)
+    st, h, data = raw(front, "PUT", "/v2/alice/probe/manifests/v1.0", body, hdr, version11=False)
+    results["HTTP/1.0"] = (
+        st,
+        None,
+        data[:150],
+        get_client().head_manifest("alice/probe", "v1.0").digest != first.top.digest,
+    )
+    assert not any(v[3] for v in results.values()), results
+
+
+def _pusher(live_server, host, repo):
+    p = oci.Pusher.login(
+        portal_url=live_server.url, registry_url=f"http://{host}", repository=repo, username="alice", password=PASSWORD
+    )
+    p.token = registry_token(live_server, f"repository:{repo}:pull,push,delete")
+    return p
+
+
+def _pull_all(pusher, ref):
+    """Pull a manifest and, for an index, every child and every blob; return failures."""
+    bad = []
+    doc = json.loads(pusher.pull(ref))
+    children = [m["digest"] for m in doc.get("manifests", [])] or [ref]
+    for child in children:
+        r = requests.get(
+            f"{pusher.registry_url}/v2/{pusher.repository}/manifests/{child}",
+            headers={**pusher.headers, "Accept": f"{oci.OCI_INDEX}, {oci.OCI_MANIFEST}"},
+        )
+        if r.status_code != 200:
+            bad.append((child, r.status_code))
+            continue
+        m = r.json()
+        for blob in [m["config"], *m["layers"]]:
+            b = requests.get(
+                f"{pusher.registry_url}/v2/{pusher.repository}/blobs/{blob['digest']}", headers=pusher.headers
+            )
+            if b.status_code != 200:
+                bad.append((blob["digest"], b.status_code))
+    return bad
+
+
+def test_immutable_index_child_can_be_deleted_through_front(front, registry, live_server, alice):
+    client = APIClient()
+    client.force_login(alice)
+    assert client.post("/api/v1/namespaces/alice/immutable-tags/", {"pattern": "v*"}, format="json").status_code == 201
+    p = _pusher(live_server, front, "alice/multi-front")
+    amd = oci.image(p, arch="amd64", layers=(b"amd layer",))
+    arm = oci.image(p, arch="arm64", layers=(b"arm layer",))
+    oci.index(
+        p, [(amd, {"os": "linux", "architecture": "amd64"}), (arm, {"os": "linux", "architecture": "arm64"})], "v1.0"
+    )
+    process_events(registry)
+    assert _pull_all(p, "v1.0") == []
+    r = requests.delete(f"http://{front}/v2/alice/multi-front/manifests/{arm['digest']}", headers=p.headers)
+    assert r.status_code == 403, "deleting a platform manifest of an immutable index went through"
+    assert "tag v1.0 is immutable" in r.json()["errors"][0]["message"]
+    assert _pull_all(p, "v1.0") == []
+    # The portal's own delete of a tag on that platform manifest is refused too.
+    p.manifest(json.loads(p.pull(arm["digest"])), "arm-only")
+    process_events(registry)
+    refused = client.delete("/api/v1/repositories/alice/multi-front/tags/arm-only/?confirm=true")
+    assert refused.status_code == 403 and "immutable" in refused.json()["detail"]
+
+
+def test_immutable_image_blob_can_be_deleted_through_front(front, registry, live_server, alice):
+    client = APIClient()
+    client.force_login(alice)
+    assert client.post("/api/v1/namespaces/alice/immutable-tags/", {"pattern": "v*"}, format="json").status_code == 201
+    p = _pusher(live_server, front, "alice/blobby")
+    oci.image(p, layers=(b"precious layer",), tag="v1.0")
+    process_events(registry)
+    layer = json.loads(p.pull("v1.0"))["layers"][0]["digest"]
+    r = requests.delete(f"http://{front}/v2/alice/blobby/blobs/{layer}", headers=p.headers)
+    assert r.status_code == 403 and r.json()["errors"][0]["code"] == "DENIED"
+    assert "garbage collection" in r.json()["errors"][0]["message"]
+    assert _pull_all(p, "v1.0") == [], "immutable image no longer pulls"
+
+
+def test_delete_by_digest_before_event_processed(front, registry, live_server, alice):
+    client = APIClient()
+    client.force_login(alice)
+    assert client.post("/api/v1/namespaces/alice/immutable-tags/", {"pattern": "v*"}, format="json").status_code == 201
+    p = _pusher(live_server, front, "alice/fresh")
+    img = oci.image(p, layers=(b"fresh layer",), tag="v1.0")
+    # no process_events: the portal has not heard of v1.0 yet
+    assert not Tag.objects.filter(repository__name="fresh").exists()
+    r = requests.delete(f"http://{front}/v2/alice/fresh/manifests/{img['digest']}", headers=p.headers)
+    assert r.status_code == 403, "an immutable tag's digest was deleted before the portal heard of it"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"keep_pushed_within_days": 10**6},
+        {"keep_pulled_within_days": 10**6},
+        {"keep_pushed_within_days": 10**12},
+        {"keep_most_recent": 2**63},
+    ],
+)
+def test_retention_large_values(registry, live_server, alice, body):
+    p = oci.Pusher.login(
+        portal_url=live_server.url, registry_url=registry.url, repository="alice/r", username="alice", password=PASSWORD
+    )
+    oci.image(p, layers=(b"x",), tag="1.0")
+    process_events(registry)
+    client = APIClient()
+    client.force_login(alice)
+    made = client.post("/api/v1/namespaces/alice/retention-rules/", {"tag_pattern": "*", **body}, format="json")
+    assert made.status_code == 400, made.content  # a clear refusal, not a rule that breaks every run
+    run = client.post("/api/v1/namespaces/alice/retention-runs/", {"dry_run": True}, format="json")
+    assert run.status_code == 200
+
+
+def test_quota_huge(db, alice):
+    client = APIClient()
+    client.force_login(alice)
+    r = client.put("/api/v1/namespaces/alice/storage/", {"quota_bytes": 2**70}, format="json")
+    assert r.status_code == 400 and "quota_bytes" in r.json()
+
+
+def test_untagged_retention_deletes_children_of_index_not_yet_synced(registry, live_server, alice):
+    p = oci.Pusher.login(
+        portal_url=live_server.url,
+        registry_url=registry.url,
+        repository="alice/multi-retained",
+        username="alice",
+        password=PASSWORD,
+    )
+    amd = oci.image(p, arch="amd64", layers=(b"amd layer",))
+    arm = oci.image(p, arch="arm64", layers=(b"arm layer",))
+    process_events(registry)  # buildx pushes the platform manifests first, by digest
+    client = APIClient()
+    client.force_login(alice)
+    assert (
+        client.post(
+            "/api/v1/namespaces/alice/retention-rules/",
+            {"tag_pattern": "pr-*", "keep_most_recent": 5, "untagged": True},
+            format="json",
+        ).status_code
+        == 201
+    )
+    oci.index(
+        p, [(amd, {"os": "linux", "architecture": "amd64"}), (arm, {"os": "linux", "architecture": "arm64"})], "1.0"
+    )
+    # the index's push event is on its way when the daily retention runs
+    run = client.post("/api/v1/namespaces/alice/retention-runs/", {"dry_run": False}, format="json").json()
+    assert run["digests"] == [] and any("tagged in the registry now (1.0)" in line for line in run["skipped"]), run
+    process_events(registry)
+    assert _pull_all(p, "1.0") == [], "retention deleted the platform manifests of a tagged index"
+
+
+def test_untagged_retention_deletes_a_digest_just_tagged(registry, live_server, alice):
+    p = oci.Pusher.login(
+        portal_url=live_server.url,
+        registry_url=registry.url,
+        repository="alice/late-tagged",
+        username="alice",
+        password=PASSWORD,
+    )
+    img = oci.image(p, layers=(b"late layer",))
+    process_events(registry)
+    client = APIClient()
+    client.force_login(alice)
+    assert client.post("/api/v1/namespaces/alice/immutable-tags/", {"pattern": "v*"}, format="json").status_code == 201
+    assert (
+        client.post(
+            "/api/v1/namespaces/alice/retention-rules/", {"tag_pattern": "pr-*", "untagged": True}, format="json"
+        ).status_code
+        == 201
+    )
+    p.manifest(json.loads(p.pull(img["digest"])), "v1.0")  # now tagged, immutable; event on its way
+    run = client.post("/api/v1/namespaces/alice/retention-runs/", {"dry_run": False}, format="json").json()
+    assert run["digests"] == [], run
+    assert get_client().head_manifest("alice/late-tagged", "v1.0").digest == img["digest"]
+
+
+def test_gc_keeps_index_children(registry, live_server, alice, settings, tmp_path):
+    from repositories import gc
+
+    settings.REGISTRY_CONFIG_FILE = registry.config_path
+    settings.REGISTRY_STORAGE_DIR = registry.storage
+    p = oci.Pusher.login(
+        portal_url=live_server.url,
+        registry_url=registry.url,
+        repository="alice/gcidx",
+        username="alice",
+        password=PASSWORD,
+    )
+    amd = oci.image(p, arch="amd64", layers=(b"amd gc layer",))
+    arm = oci.image(p, arch="arm64", layers=(b"arm gc layer",))
+    oci.index(
+        p, [(amd, {"os": "linux", "architecture": "amd64"}), (arm, {"os": "linux", "architecture": "arm64"})], "1.0"
+    )
+    process_events(registry)
+    run = gc.collect(gc.start(actor_name="t"), hold_seconds=0)
+    assert run.status == "ok", run.output
+    assert _pull_all(p, "1.0") == []
+    from tests import services
+
+    for arch in ("amd64", "arm64"):
+        out = services.skopeo(
+            "copy",
+            "--src-tls-verify=false",
+            "--override-arch",
+            arch,
+            "--src-creds",
+            f"alice:{PASSWORD}",
+            f"docker://{registry.host}/alice/gcidx:1.0",
+            f"dir:{tmp_path / arch}",
+        )
+        assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["/v2/%ff%fe/manifests/v1", "/v2/a/manifests/%ZZ", "http://[::1/v2/a/b/manifests/v1", "/v2//manifests/x", "\x00"],
+)
+def test_front_check_malformed(db, alice, client, uri):
+    r = client.get("/-/front/check", HTTP_X_ORIGINAL_METHOD="PUT", HTTP_X_ORIGINAL_URI=uri)
+    assert r.status_code == 204  # nothing a policy covers: the registry answers it
