@@ -59,7 +59,12 @@ def _grow(namespace, start: int, count: int) -> None:
         Tag.objects.create(repository=repository, name=f"1.{i}", manifest=manifest)
 
 
-@pytest.mark.parametrize("url", ["/", "/search/?q=r", "/r/alice/open-app/", "/r/alice/open-app/-/tags/"])
+# The number itself is pinned too (issue 17, item 5): a constant extra query fails, not only
+# one that grows with the data. Change a number here only for a query the page now needs.
+PAGE_QUERIES = {"/": 7, "/search/?q=r": 5, "/r/alice/open-app/": 8, "/r/alice/open-app/-/tags/": 8}
+
+
+@pytest.mark.parametrize("url", list(PAGE_QUERIES))
 def test_pages_run_the_same_number_of_queries_whatever_the_data_size(client, alice, repos, url):
     client.force_login(alice)
     namespace = Namespace.objects.get(name="alice")
@@ -68,7 +73,7 @@ def test_pages_run_the_same_number_of_queries_whatever_the_data_size(client, ali
     few = _queries(client, url)
     _grow(namespace, 3, 40)
     assert _queries(client, url) == few
-    assert few <= 14
+    assert few == PAGE_QUERIES[url]
 
 
 def test_healthz_answers_without_the_database(client, django_assert_num_queries):

@@ -299,3 +299,18 @@ def test_gc_keeps_index_children(registry, live_server, alice, settings, tmp_pat
 def test_front_check_malformed(db, alice, client, uri):
     r = client.get("/-/front/check", HTTP_X_ORIGINAL_METHOD="PUT", HTTP_X_ORIGINAL_URI=uri)
     assert r.status_code == 204  # nothing a policy covers: the registry answers it
+
+
+def test_a_front_decision_reads_nothing_in_the_common_case(db, alice, django_assert_num_queries):
+    """A manifest PUT or an upload start in a namespace with no rule and no quota: once the
+    namespace's state is known (cached for a second per process), a decision reads nothing."""
+    from repositories import policies
+
+    policies.FRONT_STATE.forget()
+    put = policies.FrontRequest("PUT", "/v2/alice/app/manifests/1.0", "")
+    upload = policies.FrontRequest("POST", "/v2/alice/app/blobs/uploads/", "")
+    assert policies.front_decision(put) is None  # reads the hold, the rules and the quota
+    with django_assert_num_queries(0):
+        for _ in range(10):
+            assert policies.front_decision(put) is None
+            assert policies.front_decision(upload) is None
