@@ -57,7 +57,11 @@ def main() -> None:
             print(f"{url:45} {results[key]:6.1f} ms")
     finally:
         services.stop()
-    print("RESULT " + " ".join(f"{key}_ms={value:.0f}" for key, value in results.items()))
+    # Issue 17 names the repository name search `admin_search_ms` (target < 100 at 100k).
+    print(
+        f"RESULT admin_search_ms={results['repositories_search']:.0f} "
+        + " ".join(f"{key}_ms={value:.0f}" for key, value in results.items())
+    )
 
 
 if __name__ == "__main__":

@@ -74,21 +74,24 @@ def seed(cursor, repos: int, namespaces: int) -> str:
     cursor.execute(
         """INSERT INTO repositories_manifest (repository_id, digest, media_type, total_size, config_digest, os,
             architecture, variant, labels, annotations, layer_count, is_signed, has_attestation, has_sbom,
-            created_at)
+            created_at, details, details_version, artifact, signature_status, signature_key)
         SELECT id, 'sha256:' || md5(id::text) || md5(id::text || 'x'), 'application/vnd.oci.image.manifest.v1+json',
-               10000000 + id, '', 'linux', 'amd64', '', '{}', '{}', 3, false, false, false, now()
+               10000000 + id, '', 'linux', 'amd64', '', '{}', '{}', 3, false, false, false, now(),
+               '{}', 0, '{}', 'unsigned', ''
         FROM repositories_repository"""
     )
     cursor.execute(
-        """INSERT INTO repositories_tag (repository_id, name, manifest_id, pushed_at, pushed_by, artifact)
-        SELECT m.repository_id, '1.' || t, m.id, now() - (t || ' hours')::interval, 'ci', ''
+        """INSERT INTO repositories_tag (repository_id, name, manifest_id, pushed_at, pushed_by, artifact, source,
+            version_key)
+        SELECT m.repository_id, '1.' || t, m.id, now() - (t || ' hours')::interval, 'ci', '', 'event', ''
         FROM repositories_manifest m, generate_series(0, 9) t"""
     )
     cursor.execute("SELECT full_name FROM repositories_repository WHERE visibility = 'public' ORDER BY id LIMIT 1")
     big = cursor.fetchone()[0]
     cursor.execute(
-        f"""INSERT INTO repositories_tag (repository_id, name, manifest_id, pushed_at, pushed_by, artifact)
-        SELECT m.repository_id, '2.' || t, m.id, now() - (t || ' seconds')::interval, 'ci', ''
+        f"""INSERT INTO repositories_tag (repository_id, name, manifest_id, pushed_at, pushed_by, artifact, source,
+            version_key)
+        SELECT m.repository_id, '2.' || t, m.id, now() - (t || ' seconds')::interval, 'ci', '', 'event', ''
         FROM repositories_manifest m JOIN repositories_repository r ON r.id = m.repository_id
         CROSS JOIN generate_series(0, {1000 - 11}) t WHERE r.full_name = %s""",
         [big],
