@@ -53,3 +53,14 @@ def setup_django(env: dict[str, str]) -> None:
     import django
 
     django.setup()
+
+
+def gunicorn_times(log: Path, path: str) -> list[float]:
+    """Answer times (ms) of requests to `path`, from a gunicorn access log written with
+    `--access-logformat "%(r)s %(s)s %(D)s"` (the last field, in µs)."""
+    found = []
+    for line in log.read_text(errors="replace").splitlines():
+        last = line.rsplit(" ", 1)[-1]
+        if path in line and last.isdigit():
+            found.append(int(last) / 1000)
+    return found

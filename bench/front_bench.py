@@ -28,7 +28,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _harness import setup_django, start  # noqa: E402
+from _harness import gunicorn_times, setup_django, start  # noqa: E402
 
 from tests.services import Process, Registry, free_port, wait_until  # noqa: E402
 
@@ -55,25 +55,6 @@ def push_round(base_url: str, portal_url: str, repositories: list[str], images: 
     with ThreadPoolExecutor(max_workers=pushers) as pool:
         list(pool.map(one, range(images)))
     return time.perf_counter() - started
-
-
-def check_latencies(log: Path) -> list[float]:
-    """The portal's answer times (ms) to the front's checks, from gunicorn's access log."""
-    found = []
-    for line in log.read_text(errors="replace").splitlines():
-        parts = line.split()
-        if len(parts) >= 3 and "/-/front/check" in line and parts[-1].isdigit():
-            found.append(int(parts[-1]) / 1000)
-    return found
-
-
-def healthz_latencies(log: Path) -> list[float]:
-    found = []
-    for line in log.read_text(errors="replace").splitlines():
-        parts = line.split()
-        if len(parts) >= 3 and "/healthz" in line and parts[-1].isdigit():
-            found.append(int(parts[-1]) / 1000)
-    return found
 
 
 def main() -> None:
@@ -170,7 +151,7 @@ def main() -> None:
         push_round(registry.url, portal_url, repositories, 20, args.pushers, "warm")  # connections, caches
         push_round(front_url, portal_url, repositories, 20, args.pushers, "warm-front")
         log = work / "gunicorn.log"
-        checks_before = len(check_latencies(log))
+        checks_before = len(gunicorn_times(log, "/-/front/check"))
         direct, front = [], []
         # A trivial request (/healthz, no database) asked of the same gunicorn all along: the
         # floor a decision cannot go below under this load, on this machine.
@@ -190,8 +171,8 @@ def main() -> None:
             print(f"round {r}: direct {direct[-1]:.2f} s, through the front {front[-1]:.2f} s ({args.images} images)")
         stop_floor.set()
         floor_thread.join(10)
-        latencies = check_latencies(log)[checks_before:]
-        floor_ms = healthz_latencies(log)
+        latencies = gunicorn_times(log, "/-/front/check")[checks_before:]
+        floor_ms = gunicorn_times(log, "/healthz")
         assert len(latencies) >= args.images * args.rounds, (len(latencies), "checks logged")
         # A refusal, for the record: an immutable tag pushed twice through the front.
         from tests import oci_push as oci

@@ -40,7 +40,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _harness import setup_django, start  # noqa: E402
+from _harness import gunicorn_times, setup_django, start  # noqa: E402
 
 from tests.services import Process, Registry, free_port, wait_until  # noqa: E402
 
@@ -426,10 +426,7 @@ def run_burst(*, pusher_for, names: list[str], args) -> dict:
 
 def endpoint_latencies(log_path: Path) -> str:
     """p95 of the events endpoint's answer time, from gunicorn's access log (%(D)s, µs)."""
-    times = []
-    for line in log_path.read_text(errors="replace").splitlines():
-        if "/api/v1/registry/events" in line and line.rsplit(" ", 1)[-1].isdigit():
-            times.append(int(line.rsplit(" ", 1)[-1]) / 1000)
+    times = gunicorn_times(log_path, "/api/v1/registry/events")
     return f"{statistics.quantiles(times, n=20)[18]:.1f}" if len(times) > 20 else "n/a"
 
 

@@ -86,12 +86,19 @@ class Rule:
 def rules_for(namespace_name: str, repository_name: str) -> list[Rule]:
     """The immutable-tag rules that cover this repository (one small query: the front asks
     this for every manifest PUT)."""
+    return [
+        rule for rule in namespace_rules(namespace_name) if pattern_matches(rule.repository_pattern, repository_name)
+    ]
+
+
+def namespace_rules(namespace_name: str) -> list[Rule]:
+    """Every immutable-tag rule of the namespace, oldest first (one small query)."""
     rows = (
         ImmutableTagRule.objects.filter(namespace__name=namespace_name)
         .order_by("pk")
         .values_list("repository_pattern", "tag_pattern")
     )
-    return [Rule(repo, tag) for repo, tag in rows if pattern_matches(repo, repository_name)]
+    return [Rule(repo, tag) for repo, tag in rows]
 
 
 def immutable_rule(rules: list[Rule], tag_name: str) -> Rule | None:
@@ -315,12 +322,7 @@ class FrontState:
         cached = self._namespaces.get(name)
         if cached is not None and cached[0] > now:
             return cached[1]
-        rows = (
-            ImmutableTagRule.objects.filter(namespace__name=name)
-            .order_by("pk")
-            .values_list("repository_pattern", "tag_pattern")
-        )
-        state = NamespaceState(tuple(Rule(repo, tag) for repo, tag in rows), storage.over_quota(name))
+        state = NamespaceState(tuple(namespace_rules(name)), storage.over_quota(name))
         with self._lock:
             if len(self._namespaces) > 10_000:
                 self._namespaces.clear()

@@ -38,3 +38,13 @@ def system_token_for(repository: str, actions: str = "pull,push,delete") -> str:
     from repositories.registry import system_token
 
     return system_token((f"repository:{repository}:{actions}",))[0]
+
+
+def process_events(registry) -> None:
+    """Let the registry deliver its notifications, then process them as the worker does."""
+    from repositories import sync
+    from repositories.models import RegistryEvent
+
+    registry.drain_notifications()
+    for pk in RegistryEvent.objects.filter(status="pending").order_by("pk").values_list("pk", flat=True):
+        sync.process_registry_event(pk)

@@ -10,20 +10,13 @@ import pytest
 import requests
 from rest_framework.test import APIClient
 
-from repositories import sync
-from repositories.models import RegistryEvent, Tag
+from repositories.models import Tag
 from repositories.oci_layout import write_image
 from tests import services
 from tests.conftest import PASSWORD
-from tests.helpers import push
+from tests.helpers import process_events, push
 
 pytestmark = [pytest.mark.registry]
-
-
-def process_events(registry) -> None:
-    registry.drain_notifications()
-    for pk in RegistryEvent.objects.filter(status="pending").order_by("pk").values_list("pk", flat=True):
-        sync.process_registry_event(pk)
 
 
 def pushed(tmp_path, front: str, ref: str, content: str, *, name: str = ""):

@@ -16,7 +16,8 @@ from repositories.models import Tag
 from repositories.registry import get_client
 from tests import oci_push as oci
 from tests.conftest import PASSWORD
-from tests.test_front import process_events, pushed, registry_token
+from tests.helpers import process_events
+from tests.test_front import pushed, registry_token
 
 pytestmark = [pytest.mark.registry]
 

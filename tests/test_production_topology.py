@@ -4,7 +4,6 @@ pulls through nginx's single port, and the tag is read back from the API on that
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -21,18 +20,14 @@ from tests.conftest import worker_env
 from tests.helpers import inspect, push
 
 pytestmark = [pytest.mark.registry]
-TEMPLATE = services.ROOT / "deploy" / "nginx" / "default.conf.template"
 
 
 def render_template(values: dict[str, str]) -> str:
     """What the nginx image's entrypoint does: fill ${NAME} from the environment, leave nginx's
     own $variables alone."""
-    text = TEMPLATE.read_text()
-    names = set(re.findall(r"\$\{([A-Z_]+)\}", text))
-    assert names == set(values), names
-    for name, value in values.items():
-        text = text.replace("${" + name + "}", value)
-    return text
+    from portal.front import render_site
+
+    return render_site(values)  # raises when the template names other variables than these
 
 
 @pytest.fixture

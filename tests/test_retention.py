@@ -9,20 +9,14 @@ import json
 import pytest
 from rest_framework.test import APIClient
 
-from repositories import sync
-from repositories.models import RegistryEvent, Tag
+from repositories.models import Tag
 from repositories.registry import get_client
 from repositories.registry.client import RegistryNotFound
 from tests import oci_push as oci
 from tests.conftest import PASSWORD
+from tests.helpers import process_events
 
 pytestmark = [pytest.mark.registry]
-
-
-def process_events(registry) -> None:
-    registry.drain_notifications()
-    for pk in RegistryEvent.objects.filter(status="pending").order_by("pk").values_list("pk", flat=True):
-        sync.process_registry_event(pk)
 
 
 def test_a_dry_run_is_the_run_and_shared_digests_stay(registry, live_server, alice):

@@ -20,17 +20,11 @@ from repositories import signing, sync
 from repositories.models import Manifest, RegistryEvent, Tag
 from tests import oci_push as oci
 from tests.conftest import PASSWORD
+from tests.helpers import process_events
 from webhooks.models import Delivery
 from webhooks.services import webhook_create
 
 DATA = Path(__file__).parent / "data" / "cosign"
-
-
-def process_events(registry) -> None:
-    """Let the registry deliver its notifications, then process them as the worker does."""
-    registry.drain_notifications()
-    for pk in RegistryEvent.objects.filter(status="pending").order_by("pk").values_list("pk", flat=True):
-        sync.process_registry_event(pk)
 
 
 def login(registry, live_server, repository: str) -> oci.Pusher:

@@ -11,9 +11,8 @@ import pytest
 from playwright.sync_api import expect
 
 from accounts.services import user_create
-from repositories import sync
-from repositories.models import RegistryEvent
 from tests import oci_push as oci
+from tests.helpers import process_events
 from tests.test_ui_browser import PASSWORD, shoot
 from tests.test_ui_first_hour import both_widths, sign_in
 
@@ -37,12 +36,6 @@ CONFIG = {
     },
 }
 PLATFORMS = [("amd64", ""), ("arm64", "v8"), ("arm", "v7")]
-
-
-def process_events(registry) -> None:
-    registry.drain_notifications()
-    for pk in RegistryEvent.objects.filter(status="pending").order_by("pk").values_list("pk", flat=True):
-        sync.process_registry_event(pk)
 
 
 def test_a_person_trusts_a_key_and_reads_a_tag_page(live_server, registry, page):
