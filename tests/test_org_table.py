@@ -78,6 +78,17 @@ CREATE_ORGANIZATION = {
     "token limited to the organization": 403,  # a new namespace lies outside its limits
 }
 
+# Garbage collection (issue 16) is for staff only: signed in, or a token of scope delete with no
+# limits (the cast's tokens are olga's, who is not staff).
+STAFF_ONLY = {
+    **{name: 403 for name in CAST},
+    "anonymous": 401,
+    "staff": OK,
+    "robot": 401,
+    "expired token": 401,
+    "2FA owner with password": 401,
+}
+
 ENDPOINTS = [
     ("GET", "/api/v1/orgs/acme/", None, PUBLIC),
     ("GET", "/api/v1/orgs/acme/members/", None, INTERNALS),
@@ -120,6 +131,7 @@ ENDPOINTS = [
     ("DELETE", "/api/v1/namespaces/acme/retention-rules/{retention}/", None, MANAGE),
     ("GET", "/api/v1/namespaces/acme/retention-runs/", None, MANAGE),
     ("POST", "/api/v1/namespaces/acme/retention-runs/", {"dry_run": True}, MANAGE),
+    ("GET", "/api/v1/admin/gc/", None, STAFF_ONLY),
 ]
 
 
