@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -138,10 +139,12 @@ def worker_env(*, redis_url: str, registry_url: str, data_dir: Path) -> dict[str
 
 
 @pytest.fixture
-def start_worker(registry, redis_server, service_dir, test_settings):
+def start_worker(registry, redis_server, service_dir, test_settings, request):
     """Start real Celery worker processes on the test database, redis and registry. They live
-    for one test: a worker outliving its test would write while the tables are truncated."""
+    for one test: a worker outliving its test would write while the tables are truncated. Each
+    keeps its log under the test's name, so a failure can be read after the run."""
     started = []
+    test_name = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:100]
 
     def start(*, purge: bool = True, env: dict[str, str] | None = None) -> services.Process:
         extra = env or {}
@@ -156,7 +159,9 @@ def start_worker(registry, redis_server, service_dir, test_settings):
 
             # (Right after a test restarted Redis the cache's breaker may still be open.)
             services.wait_until(lambda: cache.delete(DRAIN_KEY) or True, timeout=5, what="the cache")
-        worker = services.celery_worker(env=env, log_dir=service_dir, name=f"worker-{len(started)}", purge=purge)
+        worker = services.celery_worker(
+            env=env, log_dir=service_dir, name=f"worker-{test_name}-{len(started)}", purge=purge
+        )
         started.append(worker)
         return worker
 
