@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=200, help="images per round")
     parser.add_argument("--pushers", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each path, alternating")
+    parser.add_argument("--client-nice", type=int, default=10, help="CPU niceness of the pushing clients")
     args = parser.parse_args()
 
     services = start("front-bench")
@@ -148,6 +149,10 @@ def main() -> None:
         wait_until(lambda: requests.get(f"{front_url}/v2/", timeout=1).status_code == 401, timeout=30, what="nginx")
 
         repositories = [f"bench/app-{i}" for i in range(8)]
+        # The pushing clients (this process, hashing blobs in Python) share the server's two
+        # cores here; in a deployment they are other machines. At a lower CPU priority they stop
+        # preempting nginx, the registry and gunicorn, for both paths alike (--client-nice 0: off).
+        os.nice(args.client_nice)
         push_round(registry.url, portal_url, repositories, 20, args.pushers, "warm")  # connections, caches
         push_round(front_url, portal_url, repositories, 20, args.pushers, "warm-front")
         log = work / "gunicorn.log"

@@ -29,6 +29,7 @@ def write_config(work: Path, values: dict[str, str], *, listen_host: str = "") -
     """Write `work`/nginx.conf (and the site beside it) for `nginx -c … -p …`; returns its path.
     Temporary files, the pid and the logs stay under `work`."""
     work.mkdir(parents=True, exist_ok=True)
+    values = {"FRONT_CACHE_DIR": str(work / "front-cache"), **values}
     site = render_site(values)
     if listen_host:
         site = site.replace(f"listen {values['LISTEN_PORT']};", f"listen {listen_host}:{values['LISTEN_PORT']};")

@@ -10,6 +10,7 @@ answer costs two small queries and no registry round trip in the common case.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -214,6 +215,24 @@ def front_decision(request: FrontRequest, *, registry_has_tag=None, client_facto
     `registry_has_tag(name, tag)` answers whether the registry holds a tag the portal has not
     heard of yet (a push whose event is on its way); called only for tags a rule covers.
     `client_factory()` gives a registry client, for the same question about a delete by digest."""
+    return front_verdict(request, registry_has_tag=registry_has_tag, client_factory=client_factory)[0]
+
+
+def front_verdict(request: FrontRequest, *, registry_has_tag=None, client_factory=None) -> tuple[str | None, bool]:
+    """front_decision's answer, and whether it is the same for every caller of this method and
+    URI for the next FrontState.TTL seconds: true only for an upload start into a namespace under its
+    quota with no hold, which nginx may then keep (X-Accel-Expires) instead of asking again for
+    each blob of a push. It is not true of manifests: a tag becomes immutable by being pushed."""
+    denied = _front_decision(request, registry_has_tag=registry_has_tag, client_factory=client_factory)
+    if denied is not None or request.method != "POST":
+        return denied, False
+    upload = UPLOAD_PATH_RE.match(unquote(urlsplit(request.uri).path))
+    namespace_name = split_repository_name(upload.group("name"))[0] if upload else ""
+    shared = bool(namespace_name) and not FRONT_STATE.hold() and not FRONT_STATE.namespace(namespace_name).over_quota
+    return None, shared
+
+
+def _front_decision(request: FrontRequest, *, registry_has_tag=None, client_factory=None) -> str | None:
     try:
         path = unquote(urlsplit(request.uri).path)
     except ValueError:
@@ -246,6 +265,12 @@ def front_decision(request: FrontRequest, *, registry_has_tag=None, client_facto
     quota = state.over_quota if request.method == "PUT" else None
     if not rules and not quota:
         return None  # the common case: nothing to say, no token to read
+    if (
+        request.method == "PUT"
+        and not quota
+        and (DIGEST_RE.match(reference) or immutable_rule(rules, reference) is None)
+    ):
+        return None  # no rule covers this tag (or a push by digest, which moves none): nor the token
     action = "push" if request.method == "PUT" else "delete"
     if not _grants(request.token, full_name, action):
         return None  # the registry refuses it; nothing to add
@@ -296,43 +321,152 @@ class NamespaceState:
 
 
 class FrontState:
-    """What the front's checks read, per process, for at most TTL seconds: the GC hold, and per
-    namespace its immutable-tag rules and whether it is over its quota. A check then costs no
-    query in the common case. Changes made in this process are seen at once (forget); other
-    processes see them within TTL. (Quota usage itself is computed seconds after pushes.)"""
+    """What the front's checks read, per process: the GC hold, and per namespace its immutable-tag
+    rules and whether it is over its quota. A check then costs no query in the common case.
+
+    Changes made in this process are seen at once (forget). Other processes see them within
+    TTL + STALE_LIMIT seconds (2 s). One background thread per process reads again, every half
+    TTL, what the checks asked for in the last KEEP_WARM seconds, so that a busy front's checks
+    do not wait for the database (under load, those waits were its p99); an entry older than
+    TTL, by less than STALE_LIMIT, is answered from memory while the thread reads it. An older
+    entry (the front was idle, the thread is stuck, the database away) is read in the request
+    itself. (Quota usage itself is computed seconds after pushes.)"""
 
     TTL = 1.0
+    STALE_LIMIT = 1.0
+    KEEP_WARM = 10.0
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
         self._hold: tuple[float, bool] | None = None
         self._namespaces: dict[str, tuple[float, NamespaceState]] = {}
+        self._pending: set[str | None] = set()  # None: the hold
+        self._used: dict[str | None, float] = {}
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._epoch = 0  # forget() moves it: what was read before is not kept
+        self.connected = False  # whether the thread holds a database connection now
+        # Off: entries older than TTL are read in the request (the test suite, whose tests see
+        # their own uncommitted rows, which another thread's connection would not).
+        self.background = True
 
     def hold(self) -> bool:
         now = time.monotonic()
+        self._touch(None, now)
         cached = self._hold
-        if cached is not None and cached[0] > now:
+        if cached is not None and self._usable(cached[0], now, None):
             return cached[1]
-        value = gc.hold_active()
-        self._hold = (now + self.TTL, value)
-        return value
+        return self._read_hold()
 
     def namespace(self, name: str) -> NamespaceState:
         now = time.monotonic()
+        self._touch(name, now)
         cached = self._namespaces.get(name)
-        if cached is not None and cached[0] > now:
+        if cached is not None and self._usable(cached[0], now, name):
             return cached[1]
-        state = NamespaceState(tuple(namespace_rules(name)), storage.over_quota(name))
-        with self._lock:
-            if len(self._namespaces) > 10_000:
-                self._namespaces.clear()
-            self._namespaces[name] = (now + self.TTL, state)
-        return state
+        return self._read_namespace(name)
 
     def forget(self) -> None:
         with self._lock:
+            self._epoch += 1
             self._hold = None
             self._namespaces.clear()
+            self._pending.clear()
+            self._used.clear()
+            self._wake.notify()
+
+    def _usable(self, expires: float, now: float, key: str | None) -> bool:
+        if now < expires:
+            return True
+        if self.background and now < expires + self.STALE_LIMIT:
+            self._refresh_later(key)
+            return True
+        return False
+
+    def _touch(self, key: str | None, now: float) -> None:
+        if not self.background:
+            return
+        if len(self._used) < 10_000 or key in self._used:
+            self._used[key] = now
+        if self._pid != os.getpid() or self._thread is None:
+            self._start()
+
+    def _read_hold(self) -> bool:
+        epoch = self._epoch
+        value = gc.hold_active()
+        with self._lock:
+            if epoch == self._epoch:
+                self._hold = (time.monotonic() + self.TTL, value)
+        return value
+
+    def _read_namespace(self, name: str) -> NamespaceState:
+        epoch = self._epoch
+        state = NamespaceState(tuple(namespace_rules(name)), storage.over_quota(name))
+        with self._lock:
+            if epoch == self._epoch:
+                if len(self._namespaces) > 10_000:
+                    self._namespaces.clear()
+                self._namespaces[name] = (time.monotonic() + self.TTL, state)
+        return state
+
+    def _refresh_later(self, key: str | None) -> None:
+        with self._lock:
+            if key not in self._pending:
+                self._pending.add(key)
+                self._wake.notify()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+                return
+            # Started on first use, and again after a fork (gunicorn's workers).
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._refresher, name="front-state", daemon=True)
+            self._thread.start()
+
+    def _due(self) -> set[str | None]:
+        """Under the lock: what to read now (asked for, or warm and expiring within half a TTL)."""
+        now = time.monotonic()
+        due = set(self._pending)
+        self._pending.clear()
+        for key, used in list(self._used.items()):
+            if now - used > self.KEEP_WARM:
+                del self._used[key]
+                continue
+            entry = self._hold if key is None else self._namespaces.get(key)
+            if entry is None or entry[0] - now < self.TTL / 2:
+                due.add(key)
+        return due
+
+    def _refresher(self) -> None:
+        from django.db import close_old_connections, connection
+
+        while True:
+            with self._lock:
+                due = self._due()
+                if not due:
+                    if not self._used and self.connected:
+                        # Nothing warm: this thread keeps no database connection.
+                        connection.close()
+                        self.connected = False
+                    self._wake.wait(self.TTL / 2)
+                    continue
+            close_old_connections()
+            self.connected = True
+            for key in due:
+                try:
+                    if key is None:
+                        self._read_hold()
+                    else:
+                        self._read_namespace(key)
+                except Exception:  # the database is away: the requests read it after STALE_LIMIT
+                    import logging
+
+                    logging.getLogger(__name__).warning("the front's state could not be read again", exc_info=True)
+                    with self._lock:
+                        self._wake.wait(self.TTL)
+                    break
 
 
 FRONT_STATE = FrontState()

@@ -314,13 +314,15 @@ def front_check(request: HttpRequest):
     come from nginx; its Authorization header is the client's own."""
     from django.http import HttpResponse
 
-    denied = _front_answer(
+    denied, shared = _front_answer(
         request.headers.get("Authorization", ""),
         request.headers.get("X-Original-Method", ""),
         request.headers.get("X-Original-URI", ""),
     )
     if denied is None:
-        return HttpResponse(status=204)
+        response = HttpResponse(status=204)
+        response["X-Accel-Expires"] = _keep_for(shared)
+        return response
     response = HttpResponse(status=403)
     for name, value in _refusal_headers(denied):
         response[name] = value
@@ -336,23 +338,32 @@ def _refusal_headers(denied: str) -> list[tuple[str, str]]:
     return [("X-Dockyard-Denied", denied), ("X-Dockyard-Status", status)]
 
 
-def _front_answer(authorization: str, method: str, uri: str) -> str | None:
-    from repositories.policies import FrontRequest, front_decision
+def _keep_for(shared: bool) -> str:
+    """How long nginx may keep an allow answer (its proxy_cache on the check): the seconds the
+    answer holds for every caller, or 0 (never kept, which is every refusal too)."""
+    from repositories.policies import FrontState
+
+    return str(int(FrontState.TTL)) if shared else "0"
+
+
+def _front_answer(authorization: str, method: str, uri: str) -> tuple[str | None, bool]:
+    from repositories.policies import FrontRequest, front_verdict
 
     token = authorization[7:].strip() if authorization[:7].lower() == "bearer " else ""
     front = FrontRequest(method=method.upper()[:10], uri=uri[:2048], token=token)
     from repositories.registry import get_client
     from repositories.registry.client import RegistryError
 
+    shared = False
     try:
-        denied = front_decision(front, registry_has_tag=_registry_has_tag, client_factory=get_client)
+        denied, shared = front_verdict(front, registry_has_tag=_registry_has_tag, client_factory=get_client)
     except RegistryError:
         # A delete by digest that could not be checked with the registry: refuse it (the
         # registry is not answering the portal; it would hardly answer the client).
         denied = "the registry could not be asked whether this delete is allowed; try again"
     if denied is not None:
         log.info("front refused %s %s: %s", front.method, front.uri, denied)
-    return denied
+    return denied, shared
 
 
 def front_check_wsgi(environ, start_response):
@@ -363,7 +374,7 @@ def front_check_wsgi(environ, start_response):
 
     close_old_connections()
     try:
-        denied = _front_answer(
+        denied, shared = _front_answer(
             environ.get("HTTP_AUTHORIZATION", ""),
             environ.get("HTTP_X_ORIGINAL_METHOD", ""),
             environ.get("HTTP_X_ORIGINAL_URI", ""),
@@ -375,7 +386,7 @@ def front_check_wsgi(environ, start_response):
     finally:
         close_old_connections()
     if denied is None:
-        start_response("204 No Content", [])
+        start_response("204 No Content", [("X-Accel-Expires", _keep_for(shared))])
     else:
         start_response("403 Forbidden", [*_refusal_headers(denied), ("Content-Length", "0")])
     return [b""]

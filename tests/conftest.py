@@ -78,6 +78,12 @@ def clean_cache(redis_server):
 
     # (After a test that stopped Redis, the cache's breaker may stay open a moment longer.)
     services.wait_until(lambda: cache.clear() or True, timeout=5, what="the cache")
+    # Nor the front's per-process memory of rules, quotas and the GC hold; read in the request
+    # here, not by its background thread, whose connection would not see a test's own rows.
+    from repositories.policies import FRONT_STATE
+
+    FRONT_STATE.background = False
+    FRONT_STATE.forget()
 
 
 @pytest.fixture(scope="session", autouse=True)

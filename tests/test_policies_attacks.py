@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 
 import pytest
 import requests
@@ -315,3 +316,70 @@ def test_a_front_decision_reads_nothing_in_the_common_case(db, alice, django_ass
         for _ in range(10):
             assert policies.front_decision(put) is None
             assert policies.front_decision(upload) is None
+
+
+def test_front_state_is_read_again_in_the_background_and_never_older_than_its_limit(
+    transactional_db, alice, django_assert_num_queries
+):
+    """Another process's change (here a write that does not tell this process: no forget) is
+    seen within TTL + STALE_LIMIT, and a busy front's checks do not read the database for it:
+    the background thread does."""
+    from repositories import policies
+    from repositories.models import ImmutableTagRule
+    from tests import services
+
+    state = policies.FrontState()
+    state.TTL = 0.05
+    assert state.namespace("alice").rules == ()  # the first check reads it
+    ImmutableTagRule.objects.create(namespace=alice.namespace, tag_pattern="v*")
+    with django_assert_num_queries(0):  # the checks' own thread reads nothing: kept warm
+        services.wait_until(lambda: state.namespace("alice").rules, timeout=10, what="the rule, read behind")
+    # Not asked for a while (KEEP_WARM): an entry past TTL is answered from memory, once, and read behind.
+    state.KEEP_WARM = 0.0
+    ImmutableTagRule.objects.all().delete()
+    services.wait_until(lambda: state._namespaces["alice"][0] < time.monotonic(), timeout=5, what="the entry old")
+    with django_assert_num_queries(0):
+        assert state.namespace("alice").rules == (policies.Rule("*", "v*"),)  # from memory
+        services.wait_until(lambda: not state.namespace("alice").rules, timeout=10, what="the delete, read behind")
+    # Past TTL + STALE_LIMIT (an idle front): the check reads it itself.
+    state.STALE_LIMIT = 0.0
+    ImmutableTagRule.objects.create(namespace=alice.namespace, tag_pattern="release-*")
+    services.wait_until(lambda: state._namespaces["alice"][0] < time.monotonic(), timeout=5, what="the entry old")
+    with django_assert_num_queries(2):  # the rules, the quota
+        assert state.namespace("alice").rules == (policies.Rule("*", "release-*"),)
+    # Nothing warm: the thread lets its database connection go.
+    state.forget()
+    services.wait_until(lambda: not state.connected, timeout=10, what="the thread's connection closed")
+
+
+def test_only_an_upload_start_that_holds_for_everyone_may_be_kept_by_nginx(db, alice, client, live_server):
+    """X-Accel-Expires tells nginx's proxy_cache how long it may keep an answer: an upload start
+    into a namespace under its quota, no hold (1 s); never a manifest check, never a refusal,
+    never an answer that depended on the caller's token."""
+    from repositories import policies, storage
+    from repositories.models import NamespaceStorage
+
+    def check(method, uri, token=""):
+        policies.FRONT_STATE.forget()
+        headers = {"HTTP_X_ORIGINAL_METHOD": method, "HTTP_X_ORIGINAL_URI": uri}
+        if token:
+            headers["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+        return client.get("/-/front/check", **headers)
+
+    upload = check("POST", "/v2/alice/app/blobs/uploads/")
+    assert upload.status_code == 204 and upload["X-Accel-Expires"] == "1"
+    mount = check("POST", "/v2/alice/app/blobs/uploads/?mount=sha256:" + "a" * 64 + "&from=bob/x")
+    assert mount.status_code == 204 and mount["X-Accel-Expires"] == "1"
+    manifest = check("PUT", "/v2/alice/app/manifests/1.0")
+    assert manifest.status_code == 204 and manifest["X-Accel-Expires"] == "0"
+    assert check("POST", "/v2//blobs/uploads/")["X-Accel-Expires"] == "0"
+    # Over its quota: a caller without push is let through (the registry refuses it), but that
+    # answer is that caller's only; a pusher is refused, and that is not kept either.
+    storage.quota_set(namespace=alice.namespace, quota_bytes=10, actor=alice)
+    NamespaceStorage.objects.filter(namespace=alice.namespace).update(used_bytes=11)
+    anonymous = check("POST", "/v2/alice/app/blobs/uploads/")
+    assert anonymous.status_code == 204 and anonymous["X-Accel-Expires"] == "0"
+    token = registry_token(live_server, "repository:alice/app:pull,push")
+    refused = check("POST", "/v2/alice/app/blobs/uploads/", token)
+    assert refused.status_code == 403 and "quota" in refused["X-Dockyard-Denied"]
+    assert refused.get("X-Accel-Expires") in (None, "0")

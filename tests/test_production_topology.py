@@ -39,6 +39,8 @@ def topology(transactional_db, redis_server, tmp_path, test_settings):
     # nginx's workers run unprivileged and cannot enter pytest's private temporary directory.
     static_root = Path(tempfile.mkdtemp(prefix="dockyard-static-"))
     static_root.chmod(0o755)
+    front_cache = Path(tempfile.mkdtemp(prefix="dockyard-front-cache-"))  # nginx makes cache/ in it for its workers
+    front_cache.chmod(0o755)
     nginx_port, web_port = services.free_port(), services.free_port()
     public = f"127.0.0.1:{nginx_port}"
 
@@ -97,6 +99,7 @@ def topology(transactional_db, redis_server, tmp_path, test_settings):
                 "REGISTRY_UPSTREAM": registry.host,
                 "LISTEN_PORT": str(nginx_port),
                 "STATIC_ROOT": str(static_root),
+                "FRONT_CACHE_DIR": str(front_cache / "cache"),
             }
         )
     )
@@ -119,6 +122,7 @@ def topology(transactional_db, redis_server, tmp_path, test_settings):
             process.stop()
         registry.stop()
         shutil.rmtree(static_root, ignore_errors=True)
+        shutil.rmtree(front_cache, ignore_errors=True)
 
 
 def test_push_and_pull_through_one_port_and_read_the_tag_from_the_api(topology, alice, tmp_path):
