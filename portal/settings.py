@@ -309,6 +309,10 @@ REGISTRY_HTTP_SECRET = envsecret("REGISTRY_HTTP_SECRET", "secrets/registry_http_
 # Credentials: a valid password presented again within this window is not hashed again
 # (PBKDF2 costs ~220 ms: ten thousand token signatures); failures are throttled.
 PASSWORD_CACHE_SECONDS = envint("PASSWORD_CACHE_SECONDS", "120", minimum=0)
+# The token server's memory of its decisions, per process, keyed on the database's policy
+# generation (repositories/generation.py): any change to what the policy reads ends it at once;
+# this bounds an entry's life in any case. 0: decide every request afresh.
+TOKEN_DECISION_CACHE_SECONDS = envint("TOKEN_DECISION_CACHE_SECONDS", "60", minimum=0)
 AUTH_FAILURE_WINDOW = envint("AUTH_FAILURE_WINDOW", "300", minimum=1)
 AUTH_FAILURES_PER_USERNAME = envint("AUTH_FAILURES_PER_USERNAME", "10", minimum=1)
 AUTH_FAILURES_PER_ADDRESS = envint("AUTH_FAILURES_PER_ADDRESS", "50", minimum=1)

@@ -18,7 +18,13 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.credentials import PasswordRefused, Throttled, authenticate_credentials, authenticate_refresh_token
+from accounts.credentials import (
+    PAT_MARK,
+    PasswordRefused,
+    Throttled,
+    authenticate_credentials,
+    authenticate_refresh_token,
+)
 from accounts.services import refresh_token_create
 from portal.net import client_address
 from repositories import access, sync
@@ -95,7 +101,7 @@ def _authenticate(request: HttpRequest, username: str, secret: str) -> access.Ac
 WRITE_ACTIONS = {"push", "delete", "*"}
 
 
-def _issue(actor: access.Actor, scopes: list[Scope]) -> tuple[dict, list[dict]]:
+def _grants(actor: access.Actor, scopes: list[Scope]) -> list[dict]:
     grants = [g for g in access.registry_grants(actor, scopes) if g["actions"]]
     if any(set(g["actions"]) & WRITE_ACTIONS for g in grants):
         from repositories.gc import hold_active
@@ -103,14 +109,87 @@ def _issue(actor: access.Actor, scopes: list[Scope]) -> tuple[dict, list[dict]]:
         if hold_active():  # garbage collection: reads only until it is done
             grants = [{**g, "actions": [a for a in g["actions"] if a not in WRITE_ACTIONS]} for g in grants]
             grants = [g for g in grants if g["actions"]]
-    issued = get_issuer().issue(actor.name, grants)
-    body = {
+    return grants
+
+
+def _issue(actor: access.Actor, scopes: list[Scope]) -> tuple[dict, list[dict]]:
+    grants = _grants(actor, scopes)
+    return _signed(actor.name, grants), grants
+
+
+def _signed(actor_name: str, grants: list[dict]) -> dict:
+    issued = get_issuer().issue(actor_name, grants)
+    return {
         "token": issued.token,
         "access_token": issued.token,
         "expires_in": issued.expires_in,
         "issued_at": issued.issued_at,
     }
-    return body, grants
+
+
+def _remembered(request: HttpRequest, credentials: tuple[str, str] | None, scopes: list[Scope]):
+    """A GET token request answered from this process's memory of decisions (generation.py):
+    (body, None) on a hit; (None, keep) on a miss, where keep(actor, grants) remembers the
+    decision just made. A password is still checked against the throttle first, so that a
+    throttled guesser learns nothing from a remembered answer."""
+    from accounts.credentials import check_throttle
+    from repositories.generation import DECISIONS, current
+
+    if not DECISIONS.enabled():
+        return None, None
+    username, secret = credentials if credentials is not None else ("", "")
+    username = username.lower()
+    password = bool(secret) and "+" not in username and not secret.startswith(PAT_MARK)
+    if password and not settings.PASSWORD_CACHE_SECONDS:
+        return None, None
+    key = DECISIONS.key("basic" if credentials is not None else "anonymous", username, secret, tuple(scopes))
+    generation = current()
+    decision = DECISIONS.get(generation, key)
+    if decision is not None:
+        if password:
+            wait = check_throttle(username, _address(request))
+            if wait is not None:
+                raise Refused(429, "too many failed logins; try again later", retry_after=wait)
+        _keep_last_used(decision)
+        return _signed(decision.actor_name, decision.grants), None
+
+    def keep(actor: access.Actor, grants: list[dict]) -> None:
+        DECISIONS.put(generation, key, _decision(actor, grants, password=password))
+
+    return None, keep
+
+
+def _decision(actor: access.Actor, grants: list[dict], *, password: bool):
+    from django.utils import timezone
+
+    from repositories.generation import Decision
+
+    now = time.monotonic()
+    lifetime = float(settings.TOKEN_DECISION_CACHE_SECONDS)
+    if password:
+        lifetime = min(lifetime, settings.PASSWORD_CACHE_SECONDS)
+    touch = None
+    if actor.token is not None:
+        touch = (type(actor.token), actor.token.pk)
+        if actor.token.expires_at is not None:
+            lifetime = min(lifetime, (actor.token.expires_at - timezone.now()).total_seconds())
+    elif actor.robot is not None:
+        touch = (type(actor.robot), actor.robot.pk)
+    return Decision(actor_name=actor.name, grants=grants, until=now + lifetime, touch=touch, touched=now)
+
+
+def _keep_last_used(decision) -> None:
+    """A remembered credential is still seen as used (`last_used_at`, to the minute as always;
+    that column does not move the generation)."""
+    from django.utils import timezone
+
+    from accounts.credentials import LAST_USED_RESOLUTION
+
+    if decision.touch is None or time.monotonic() - decision.touched < LAST_USED_RESOLUTION.total_seconds():
+        return
+    model, pk = decision.touch
+    model.objects.filter(pk=pk).update(last_used_at=timezone.now())
+    decision.touched = time.monotonic()
 
 
 @csrf_exempt
@@ -132,20 +211,26 @@ def token_view(request: HttpRequest) -> JsonResponse:
     credentials = _basic_credentials(request)
     if credentials is False:
         return _error(401, "UNAUTHORIZED", "malformed Authorization header", WWW_Authenticate=BASIC_CHALLENGE)
-    actor = access.ANONYMOUS
-    if credentials is not None:
-        try:
-            actor = _authenticate(request, *credentials)
-        except Refused as exc:
-            if exc.retry_after is not None:
-                return _error(exc.status, "TOOMANYREQUESTS", exc.message, Retry_After=str(exc.retry_after))
-            return _error(exc.status, "UNAUTHORIZED", exc.message, WWW_Authenticate=BASIC_CHALLENGE)
-
-    body, _ = _issue(actor, scopes)
     # `docker login` asks for a refresh token ("identity token") with offline_token=true. It is
     # bound to the client that asked, so none is issued to a client that gives no client_id.
     client_id = params.get("client_id", "")
-    if params.get("offline_token") == "true" and not actor.is_anonymous and client_id:
+    offline = params.get("offline_token") == "true" and client_id and credentials is not None
+    actor = access.ANONYMOUS
+    try:
+        body, keep = (None, None) if offline else _remembered(request, credentials, scopes)
+        if body is not None:
+            return JsonResponse(body)
+        if credentials is not None:
+            actor = _authenticate(request, *credentials)
+    except Refused as exc:
+        if exc.retry_after is not None:
+            return _error(exc.status, "TOOMANYREQUESTS", exc.message, Retry_After=str(exc.retry_after))
+        return _error(exc.status, "UNAUTHORIZED", exc.message, WWW_Authenticate=BASIC_CHALLENGE)
+
+    body, grants = _issue(actor, scopes)
+    if keep is not None:
+        keep(actor, grants)
+    if offline and not actor.is_anonymous:
         body["refresh_token"] = refresh_token_create(actor=actor, client_id=client_id, address=_address(request))
     return JsonResponse(body)
 

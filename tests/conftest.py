@@ -86,6 +86,19 @@ def clean_cache(redis_server):
     FRONT_STATE.forget()
 
 
+@pytest.fixture(autouse=True)
+def token_decisions(request, settings):
+    """The token server's memory of decisions is keyed on a generation that triggers move at
+    commit: in a test that never commits (the `db` fixture) it would not move, so only tests on
+    committed data (transactional_db, live_server, the registry) keep decisions, as production
+    does."""
+    from repositories.generation import DECISIONS
+
+    DECISIONS.forget()
+    if "transactional_db" not in request.fixturenames:
+        settings.TOKEN_DECISION_CACHE_SECONDS = 0
+
+
 @pytest.fixture(scope="session", autouse=True)
 def test_settings(tmp_path_factory) -> Path:
     """Keys and data in temporary directories; a fast password hasher (the real one costs

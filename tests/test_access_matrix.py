@@ -58,6 +58,25 @@ def _basic(username: str, secret: str) -> str:
 
 @pytest.mark.parametrize("actor_name", [a for a in EXPECTED if a != "system"])
 def test_token_endpoint(world, client, settings, actor_name):
+    _token_table_row(world, client, settings, actor_name)
+
+
+@pytest.mark.parametrize("actor_name", [a for a in EXPECTED if a != "system"])
+def test_token_endpoint_remembered(transactional_db, client, settings, actor_name):
+    """The same row on committed data with the token server's memory of decisions on
+    (repositories/generation.py): asked twice, the second answer comes from memory and still
+    matches the table; a refused credential is never remembered."""
+    from repositories.generation import DECISIONS
+
+    settings.TOKEN_DECISION_CACHE_SECONDS = 60
+    world = build_world()
+    _token_table_row(world, client, settings, actor_name)
+    hits = DECISIONS.hits
+    _token_table_row(world, client, settings, actor_name)
+    assert DECISIONS.hits == hits + (0 if actor_name in REFUSED_CREDENTIALS else 1)
+
+
+def _token_table_row(world, client, settings, actor_name):
     credentials = world.credentials[actor_name]
     headers = {"HTTP_AUTHORIZATION": _basic(*credentials)} if credentials else {}
     scopes = [f"repository:{repo}:pull,push,delete" for repo in REPOS]

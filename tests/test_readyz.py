@@ -10,7 +10,7 @@ def test_readyz_names_what_is_not_ready(client, settings):
     response = client.get("/readyz")
     assert response.status_code == 503
     checks = response.json()["checks"]
-    assert checks["database"]["ok"] and checks["redis"]["ok"]
+    assert checks["database"]["ok"] and checks["redis"]["ok"], checks
     assert checks["registry"] == {"ok": False, "ms": checks["registry"]["ms"], "error": "ConnectionError"}
 
 
