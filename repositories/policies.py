@@ -318,6 +318,7 @@ def _front_decision(request: FrontRequest, *, registry_has_tag=None, client_fact
 class NamespaceState:
     rules: tuple[Rule, ...]
     over_quota: str | None
+    exists: bool = True  # a name nobody has is answered, but not kept warm
 
 
 class FrontState:
@@ -335,10 +336,12 @@ class FrontState:
     TTL = 1.0
     STALE_LIMIT = 1.0
     KEEP_WARM = 10.0
+    MAX_WARM = 1_000  # namespaces kept warm at most (existing ones only: names are the caller's)
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
+        os.register_at_fork(after_in_child=self._after_fork)
         self._hold: tuple[float, bool] | None = None
         self._namespaces: dict[str, tuple[float, NamespaceState]] = {}
         self._pending: set[str | None] = set()  # None: the hold
@@ -387,10 +390,22 @@ class FrontState:
     def _touch(self, key: str | None, now: float) -> None:
         if not self.background:
             return
-        if len(self._used) < 10_000 or key in self._used:
+        if key in self._used or len(self._used) < self.MAX_WARM:
             self._used[key] = now
-        if self._pid != os.getpid() or self._thread is None:
+        thread = self._thread
+        if self._pid != os.getpid() or thread is None or not thread.is_alive():
             self._start()
+
+    def _after_fork(self) -> None:
+        """In a forked child (gunicorn's workers): the parent's thread is not here, and its lock
+        may have been held at the fork."""
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._thread = None
+        self._pid = 0
+        self._pending = set()
+        self._used = {}
+        self.connected = False
 
     def _read_hold(self) -> bool:
         epoch = self._epoch
@@ -402,7 +417,9 @@ class FrontState:
 
     def _read_namespace(self, name: str) -> NamespaceState:
         epoch = self._epoch
-        state = NamespaceState(tuple(namespace_rules(name)), storage.over_quota(name))
+        rules, quota = tuple(namespace_rules(name)), storage.over_quota(name)
+        exists = bool(rules or quota) or Namespace.objects.filter(name=name).exists()
+        state = NamespaceState(rules, quota, exists)
         with self._lock:
             if epoch == self._epoch:
                 if len(self._namespaces) > 10_000:
@@ -435,6 +452,9 @@ class FrontState:
                 del self._used[key]
                 continue
             entry = self._hold if key is None else self._namespaces.get(key)
+            if entry is not None and key is not None and not entry[1].exists:
+                del self._used[key]  # no such namespace: read when asked, never kept warm
+                continue
             if entry is None or entry[0] - now < self.TTL / 2:
                 due.add(key)
         return due
@@ -443,30 +463,28 @@ class FrontState:
         from django.db import close_old_connections, connection
 
         while True:
-            with self._lock:
-                due = self._due()
-                if not due:
-                    if not self._used and self.connected:
-                        # Nothing warm: this thread keeps no database connection.
-                        connection.close()
-                        self.connected = False
-                    self._wake.wait(self.TTL / 2)
-                    continue
-            close_old_connections()
-            self.connected = True
-            for key in due:
-                try:
+            try:
+                with self._lock:
+                    due = self._due()
+                    if not due:
+                        if not self._used:
+                            # Nothing warm: this thread keeps no database connection.
+                            connection.close()
+                            self.connected = False
+                        self._wake.wait(self.TTL / 2)
+                        continue
+                close_old_connections()
+                self.connected = True
+                for key in due:
                     if key is None:
                         self._read_hold()
                     else:
                         self._read_namespace(key)
-                except Exception:  # the database is away: the requests read it after STALE_LIMIT
-                    import logging
+            except Exception:  # the database is away: the requests read it after STALE_LIMIT
+                import logging
 
-                    logging.getLogger(__name__).warning("the front's state could not be read again", exc_info=True)
-                    with self._lock:
-                        self._wake.wait(self.TTL)
-                    break
+                logging.getLogger(__name__).warning("the front's state could not be read again", exc_info=True)
+                time.sleep(self.TTL)
 
 
 FRONT_STATE = FrontState()

@@ -383,3 +383,27 @@ def test_only_an_upload_start_that_holds_for_everyone_may_be_kept_by_nginx(db, a
     refused = check("POST", "/v2/alice/app/blobs/uploads/", token)
     assert refused.status_code == 403 and "quota" in refused["X-Dockyard-Denied"]
     assert refused.get("X-Accel-Expires") in (None, "0")
+
+
+def test_names_nobody_has_are_not_kept_warm_and_a_fork_starts_afresh(transactional_db, alice):
+    """The front's checks read a namespace by the name in the request, before any token: names
+    that exist nowhere are answered but not read again in the background, and the warm set is
+    capped. A forked child (gunicorn's workers) has its own lock and thread."""
+    from repositories import policies
+    from tests import services
+
+    state = policies.FrontState()
+    state.TTL = 0.05
+    for i in range(5):
+        assert state.namespace(f"nobody-{i}").exists is False
+    assert state.namespace("alice").exists is True
+    services.wait_until(lambda: set(state._used) == {"alice"}, timeout=10, what="only existing namespaces kept warm")
+    state.forget()  # (this "fork" keeps the parent's thread running: let it close its connection)
+    services.wait_until(lambda: not state.connected, timeout=10, what="the thread's connection closed")
+    lock, thread = state._lock, state._thread
+    state._after_fork()
+    assert state._lock is not lock and state._thread is None and state._used == {}
+    state.namespace("alice")
+    assert state._thread is not None and state._thread is not thread
+    state.forget()
+    services.wait_until(lambda: not state.connected, timeout=10, what="the thread's connection closed")

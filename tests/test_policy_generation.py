@@ -475,3 +475,105 @@ print("OK", len(moves))
         timeout=300,
     )
     assert done.returncode == 0 and "OK 7" in done.stdout, done.stdout + done.stderr[-3000:]
+
+
+def test_a_decision_made_under_an_older_generation_is_never_served_under_a_newer_one():
+    """A thread that read the number before a change (and decided on the old rows) must not have
+    its decision served to a reader of the new number; a database restored from a backup (a
+    lower number) starts afresh too."""
+    from repositories.generation import Decision, Decisions
+
+    key = (b"k", ())
+    old = Decision(actor_name="mike", grants=[{"name": "acme/app", "actions": ["pull", "push"]}], until=1e18)
+    decisions = Decisions()
+    assert decisions.get(7, key) is None  # the number is 7: a revocation is committed
+    assert decisions.get(6, key) is None  # a reader that started before it
+    decisions.put(6, key, old)  # its decision, made on the old rows
+    assert decisions.get(7, key) is None
+    decisions.put(9, key, old)
+    assert decisions.get(9, key) is old
+    assert decisions.get(3, key) is None  # restored from a backup: nothing from before
+    assert decisions.get(9, key) is None
+
+
+def test_memory_stays_bounded_whatever_callers_ask():
+    """Anyone may ask for a token (anonymous pulls are remembered too): requests with many scopes
+    are not kept, and the entries are capped."""
+    import random
+    import string
+    import tracemalloc
+
+    from repositories.generation import Decision, Decisions
+    from repositories.registry.token import parse_scopes
+
+    def name(k: int) -> str:
+        return "".join(random.choices(string.ascii_lowercase, k=k))
+
+    decisions = Decisions()
+    many = tuple(parse_scopes([f"repository:{name(100)}/{name(150)}:pull,push" for _ in range(16)]))
+    decisions.put(1, (b"x", many), Decision(actor_name="", grants=[], until=1e18))
+    assert decisions._entries == {}  # more than MAX_SCOPES: decided afresh every time
+    tracemalloc.start()
+    n = 1000
+    for _ in range(n):
+        scopes = tuple(parse_scopes([f"repository:{name(100)}/{name(150)}:pull,push,delete,*" for _ in range(4)]))
+        grants = [{"type": s.type, "name": s.name, "actions": []} for s in scopes]
+        decisions.put(1, (os.urandom(32), scopes), Decision(actor_name="", grants=grants, until=1e18))
+    used, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert used / n * Decisions.MAX_ENTRIES < 50e6, f"{used / n * Decisions.MAX_ENTRIES / 1e6:.0f} MB"
+    for i in range(Decisions.MAX_ENTRIES + 10):
+        decisions.put(1, (i.to_bytes(4, "big"), ()), Decision(actor_name="", grants=[], until=1e18))
+    assert len(decisions._entries) <= Decisions.MAX_ENTRIES
+
+
+def test_the_key_cannot_be_confused_by_separator_bytes():
+    from repositories.generation import Decisions
+
+    assert Decisions.key("basic", "alice\0x", "y", ()) != Decisions.key("basic", "alice", "x\0y", ())
+    assert Decisions.key("basic", "", "", ()) != Decisions.key("anonymous", "", "", ())
+
+
+def test_a_table_rebuild_takes_triggers_away_until_migrate_puts_them_back(tmp_path):
+    """SQLite rebuilds a table for most schema changes (copy, DROP, rename), which drops its
+    triggers: meanwhile the token server remembers nothing (current() is None), and the next
+    `migrate` (post_migrate) puts them back."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
+    env.update(DOCKYARD_DATA_DIR=str(tmp_path / "data"), DJANGO_SETTINGS_MODULE="portal.settings")
+
+    def run(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "manage.py", *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
+
+    assert run("migrate", "-v0").returncode == 0
+    rebuild = """
+import copy
+from django.db import connection
+from accounts.models import Robot
+from repositories.generation import current, missing_triggers
+old = Robot._meta.get_field("description")
+new = copy.deepcopy(old); new.max_length = 400   # what a later AlterField migration does on SQLite
+with connection.schema_editor() as editor:
+    editor.alter_field(Robot, old, new)
+print("MISSING", missing_triggers())
+print("CURRENT", current())
+"""
+    done = run("shell", "-c", rebuild)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "accounts_robot" in done.stdout and "CURRENT None" in done.stdout, done.stdout
+    assert run("migrate", "-v0").returncode == 0
+    check = """
+from accounts.models import Organization, Robot, User
+from accounts.services import organization_create, robot_create, user_create
+from repositories.generation import current, missing_triggers
+assert missing_triggers() == [], missing_triggers()
+olga = user_create(username="olga", password="pw")
+org = organization_create(name="acme", owner=olga)
+robot, _ = robot_create(organization=org, name="ci", actor=olga)
+before = current()
+Robot.objects.filter(pk=robot.pk).update(is_active=False)
+print("MOVED" if current() > before else "STUCK")
+"""
+    done = run("shell", "-c", check)
+    assert done.returncode == 0 and "MOVED" in done.stdout, done.stdout + done.stderr[-3000:]
