@@ -33,8 +33,11 @@ def exception_handler(exc, context) -> Response | None:
 
 
 class WindowCountPagination(Pagination):
-    """Page and total in one query: `COUNT(*) OVER ()` rides along with the ranked page, so a
-    broad search scans its matches once instead of once for the page and again for the count."""
+    """Page and total in one pass over the matches: `COUNT(*) OVER ()` rides along with the
+    ranked page, so a broad search scans its matches once instead of once for the page and
+    again for the count. That pass carries only the key and the ranking (narrow rows: sorting
+    thousands of matches with every column cost more than finding them); a second query
+    fetches the page's rows by key."""
 
     def paginate_queryset(self, queryset, request, view=None):
         from django.db.models import Count, Window
@@ -48,8 +51,14 @@ class WindowCountPagination(Pagination):
         if number < 1 or number > 10_000:
             raise exceptions.NotFound("Invalid page.")
         offset = (number - 1) * page_size
-        rows = list(queryset.annotate(window_total=Window(Count("pk")))[offset : offset + page_size])
-        self.count = rows[0].window_total if rows else (queryset.count() if number > 1 else 0)
+        keys = list(
+            queryset.annotate(window_total=Window(Count("pk"))).values_list("pk", "window_total")[
+                offset : offset + page_size
+            ]
+        )
+        self.count = keys[0][1] if keys else (queryset.count() if number > 1 else 0)
+        by_key = {row.pk: row for row in queryset.filter(pk__in=[key for key, _ in keys]).order_by()} if keys else {}
+        rows = [by_key[key] for key, _ in keys if key in by_key]
         if number > 1 and not rows:
             raise exceptions.NotFound("Invalid page.")
         self.number, self.page_size_used = number, page_size

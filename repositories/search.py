@@ -27,9 +27,13 @@ def search_repositories(qs: QuerySet, query: str) -> QuerySet:
             (query, like),
             output_field=BooleanField(),
         )
+        # The name's trigram similarity counts where the name contains what was typed (a partial
+        # name: "gres" finds postgres); elsewhere it is left out (0), which spares computing it
+        # for every description-only match of a broad query.
         rank = RawSQL(  # noqa: S611 - as above
-            f'ts_rank(({SEARCH_VECTOR}), {tsquery}) + similarity("repositories_repository".full_name, %s)',
-            (query, query),
+            f'ts_rank(({SEARCH_VECTOR}), {tsquery}) + CASE WHEN "repositories_repository".full_name ILIKE %s '
+            'THEN similarity("repositories_repository".full_name, %s) ELSE 0 END',
+            (query, like, query),
             output_field=FloatField(),
         )
         return qs.filter(matches).annotate(rank=rank)

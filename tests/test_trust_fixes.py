@@ -149,6 +149,21 @@ def test_decide_and_visible_repositories_agree_on_every_pattern(django_db_blocke
     """The property of item 9: whatever the pattern and the names, the rule grants in Python
     (decide) exactly where it grants in SQL (visible_repositories, PostgreSQL's regex engine);
     patterns outside the grammar are refused on save and match nothing in both."""
+    _agree([pattern], candidates)
+
+
+@pytest.mark.django_db
+@hypothesis_settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rules=st.lists(patterns, min_size=2, max_size=4), candidates=st.lists(names, min_size=1, max_size=5, unique=True)
+)
+def test_several_rules_agree_too(django_db_blocker, rules, candidates):
+    """SQL reads an organization's rules as one alternation (issue 17): still exactly decide()'s
+    answer, whatever the mix of patterns (a malformed one among them matches nothing)."""
+    _agree(rules, candidates)
+
+
+def _agree(rule_patterns: list[str], candidates: list[str]) -> None:
     from django.db import transaction
 
     with transaction.atomic():
@@ -161,13 +176,14 @@ def test_decide_and_visible_repositories_agree_on_every_pattern(django_db_blocke
         team.members.add(member)
         AccessRule.objects.filter(organization=org).delete()
         Repository.objects.filter(namespace__organization=org).delete()
-        rule = AccessRule(organization=org, team=team, pattern=pattern, level=Level.READ)
-        try:
-            rule.full_clean()
-        except ValidationError:
-            assert any(c in pattern for c in "[]"), pattern  # only a malformed set is refused
-        # Stored either way, as a row from before validation could be: it must break nothing.
-        AccessRule.objects.create(organization=org, team=team, pattern=pattern, level=Level.READ)
+        for pattern in dict.fromkeys(rule_patterns):
+            rule = AccessRule(organization=org, team=team, pattern=pattern, level=Level.READ)
+            try:
+                rule.full_clean()
+            except ValidationError:
+                assert any(c in pattern for c in "[]"), pattern  # only a malformed set is refused
+            # Stored either way, as a row from before validation could be: it must break nothing.
+            AccessRule.objects.create(organization=org, team=team, pattern=pattern, level=Level.READ)
         ns = org.namespace
         repos = []
         for name in candidates:
@@ -181,7 +197,7 @@ def test_decide_and_visible_repositories_agree_on_every_pattern(django_db_blocke
         actor = access.Actor(kind="user", user=member)
         in_sql = set(access.visible_repositories(actor).filter(namespace=ns).values_list("name", flat=True))
         in_python = {r.name for r in repos if access.decide(actor, ns, r.name, r).allows(Level.READ)}
-        assert in_sql == in_python, pattern
+        assert in_sql == in_python, rule_patterns
         transaction.set_rollback(True)
 
 
