@@ -3,17 +3,22 @@
 1. Fill a registry that sends no notifications: R repositories x 20 tags each (15 single-platform
    images, 3 tags that share an image's digest, 2 two-platform indexes), pushed through the
    registry's HTTP API from Python.
-2. Full crawl into an empty portal: wall time, and registry requests divided by the minimum
-   (catalog pages + tag-list pages + one HEAD per tag + one manifest GET per new digest, index
-   platforms included + one config GET per new image manifest).
+2. Full crawl into an empty portal: wall time, and registry requests divided by the floor
+   (catalog pages + tag-list pages + one GET per tag, which answers its digest and manifest at
+   once (a HEAD is needed only for tags the portal already knows) + one GET per index platform
+   + one config GET per new image manifest).
 3. A second crawl with nothing changed: manifest GETs and database writes (content tables; the
    SyncRun row itself is bookkeeping and reported apart).
 4. Push-to-visible latency through the event path: a registry on the same storage notifying
    gunicorn, a Celery worker (2 processes); N pushes, each timed from the manifest PUT's answer
    until its tag is in the database.
-5. The same under a burst (issue 13): 4 clients pushing 500 new images at once, each tag timed
-   from its manifest PUT's answer until it is in the database (`burst_visible_p95_s`, target
-   < 2 s), and how long the events endpoint took to answer each notification.
+5. The same under a burst (issues 13 and 17): 4 clients pushing 500 new tags at once (every
+   fourth a two-platform index, the rest single images) while a full reconcile of the registry
+   runs and every push is announced to a webhook receiver that takes 3 s to answer; each tag
+   timed from its manifest PUT's answer until it is in the database (`burst_visible_p95_s`,
+   target < 2 s), and how long the events endpoint took to answer each notification. Webhook
+   deliveries run on their own worker (`--queues=webhooks`), as in `make run` and compose;
+   `--shared-worker` runs one worker for both queues instead, for comparison.
 
 Run from the repository root: .venv/bin/python bench/sync_bench.py [--repos 100] [--pushes 50]
 [--burst 500] [--pushers 4]
@@ -136,9 +141,9 @@ def fill_repository(pusher: Pusher, name: str) -> dict[str, int]:
         pusher.manifest(name, f"multi-{j}", {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children})
     return {
         "tags": SINGLE + ALIASES + INDEXES,
-        # New digests the crawl must GET: the single images (aliases share theirs), each index
-        # and its two platform manifests; and one config per image manifest.
-        "manifest_gets": SINGLE + INDEXES * 3,
+        # Besides one GET per tag: each index's two platform manifests (by digest), and one
+        # config per image manifest.
+        "platform_gets": INDEXES * 2,
         "config_gets": SINGLE + INDEXES * 2,
     }
 
@@ -151,9 +156,13 @@ def main() -> None:
     parser.add_argument("--pushers", type=int, default=4, help="concurrent clients in the burst")
     parser.add_argument("--sqlite", action="store_true", help="the embedded default (SQLite) instead of PostgreSQL")
     parser.add_argument("--worker-concurrency", type=int, default=2, help="Celery worker processes")
+    parser.add_argument("--shared-worker", action="store_true", help="one worker for the sync and webhooks")
+    parser.add_argument("--webhook-delay", type=float, default=3.0, help="seconds the webhook receiver takes")
+    parser.add_argument("--no-reconcile", action="store_true", help="no full reconcile during the burst")
+    parser.add_argument("--no-webhook", action="store_true", help="no webhook receiver during the burst")
     args = parser.parse_args()
 
-    services = start("sync-bench", SYNC_INTERVAL_SECONDS="0")
+    services = start("sync-bench", SYNC_INTERVAL_SECONDS="0", WEBHOOK_ALLOW_PRIVATE_TARGETS="true")
     work, env = services.work, services.env
     if args.sqlite:
         del env["DATABASE_URL"]  # SQLite in the data directory, as `make run`
@@ -223,8 +232,8 @@ def main() -> None:
         minimum = (
             math.ceil(args.repos / settings.SYNC_PAGE_SIZE)  # catalog pages
             + args.repos  # tag-list pages (2.8 answers every tag in one page)
-            + total_tags  # one HEAD per tag
-            + sum(e["manifest_gets"] + e["config_gets"] for e in expected)
+            + total_tags  # one GET per tag: its digest and its manifest (all new to this portal)
+            + sum(e["platform_gets"] + e["config_gets"] for e in expected)
         )
         print(f"crawl: {crawl_s:.2f} s, {run.requests} requests (minimum {minimum}): {dict(client.counts)}")
 
@@ -273,25 +282,26 @@ def main() -> None:
             cwd=ROOT,
             log_dir=work,
         )
+        celery = [python, "-m", "celery", "-A", "portal", "worker", "--loglevel=WARNING", "--without-gossip"]
+        queues = "celery,webhooks" if args.shared_worker else "celery"
         worker = Process(
             "worker",
-            [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "portal",
-                "worker",
-                f"--concurrency={args.worker_concurrency}",
-                "--loglevel=WARNING",
-                "--without-gossip",
-                "--without-mingle",
-            ],
+            [*celery, f"--concurrency={args.worker_concurrency}", f"--queues={queues}", "--without-mingle"],
             env=child_env,
             cwd=ROOT,
             log_dir=work,
         )
         processes += [web, worker]
+        if not args.shared_worker:  # as the Procfile and compose
+            processes.append(
+                Process(
+                    "webhooks",
+                    [*celery, "--queues=webhooks", "--pool=threads", "--concurrency=8", "--hostname=webhooks@%h"],
+                    env=child_env,
+                    cwd=ROOT,
+                    log_dir=work,
+                )
+            )
         wait_until(lambda: requests.get(f"http://127.0.0.1:{web_port}/healthz", timeout=1).ok, timeout=30, what="web")
         pusher = Pusher(events_registry.url, token_for)
         # Warm up: the first event makes the worker connect to everything.
@@ -326,8 +336,35 @@ def main() -> None:
         if os.environ.get("BENCH_VERBOSE"):
             print("single-push latencies:", " ".join(f"{x:.3f}" for x in latencies))
 
-        # 5. a burst: several clients pushing new images at once
-        burst = run_burst(pusher_for=lambda: Pusher(events_registry.url, token_for), names=names, args=args)
+        # 5. a burst: several clients pushing new images at once, while a full reconcile runs
+        # and a webhook receiver answers every push slowly
+        receiver, received = slow_receiver(args.webhook_delay)
+        from repositories.models import Repository
+        from webhooks.services import webhook_create
+
+        for repository in Repository.objects.filter(namespace__name="bench").exclude(
+            pk__in=[] if not args.no_webhook else Repository.objects.values("pk")
+        ):
+            webhook_create(actor=None, name="slow", url=receiver, repository=repository, events=["push"])
+        reconciled: dict = {}
+
+        def full_reconcile() -> None:
+            from django.db import close_old_connections
+
+            started = time.perf_counter()
+            run = reconcile(client=RegistryClient(events_registry.url, system_token, timeout=10))
+            reconciled.update(status=run.status, seconds=time.perf_counter() - started, requests=run.requests)
+            close_old_connections()
+
+        burst = run_burst(
+            pusher_for=lambda: Pusher(events_registry.url, token_for),
+            names=names,
+            args=args,
+            during=None if args.no_reconcile else full_reconcile,
+        )
+        print(f"reconcile during the burst: {reconciled}; webhook deliveries received: {len(received)}")
+        assert args.no_reconcile or reconciled.get("status") == "ok", reconciled
+        reconciled.setdefault("seconds", 0.0)
         endpoint_ms = endpoint_latencies(work / "gunicorn.log")
     finally:
         for process in reversed(processes):
@@ -341,11 +378,37 @@ def main() -> None:
         f"visible_p50_s={p50:.3f} visible_p95_s={p95:.3f} "
         f"burst_tags={args.burst} burst_pushers={args.pushers} burst_push_s={burst['push_s']:.1f} "
         f"burst_visible_p50_s={burst['p50']:.3f} burst_visible_p95_s={burst['p95']:.3f} "
-        f"burst_visible_max_s={burst['max']:.3f} events_endpoint_p95_ms={endpoint_ms}"
+        f"burst_visible_max_s={burst['max']:.3f} events_endpoint_p95_ms={endpoint_ms} "
+        f"burst_reconcile_s={reconciled['seconds']:.1f} webhook_delay_s={args.webhook_delay} "
+        f"webhook_worker={'shared' if args.shared_worker else 'own'}"
     )
 
 
-def run_burst(*, pusher_for, names: list[str], args) -> dict:
+def slow_receiver(delay: float) -> tuple[str, list[float]]:
+    """A webhook receiver on loopback that takes `delay` seconds to answer each delivery."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[float] = []
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            time.sleep(delay)
+            received.append(time.time())
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_port}/hook", received
+
+
+def run_burst(*, pusher_for, names: list[str], args, during=None) -> dict:
     """`args.pushers` threads push `args.burst` new images (a new config blob and manifest each,
     over a layer the repository already has); a watcher notes when each tag reaches the
     database. Latency per tag: from its manifest PUT's answer to the watcher seeing it."""
@@ -379,12 +442,23 @@ def run_burst(*, pusher_for, names: list[str], args) -> dict:
             if name not in prepared:
                 prepared[name] = pusher.blob(name, layer_data)
             tag = f"burst-{i}"
-            body = pusher.image(name, prepared[name], diff_id, tag)
+            if i % 4 == 3:  # a two-platform index: its platforms by digest, then the index by tag
+                children = []
+                for arch in ("amd64", "arm64"):
+                    platform = pusher.image(name, prepared[name], diff_id, f"{tag}-{arch}", arch)
+                    desc = pusher.manifest(name, digest(json.dumps(platform).encode()), platform)
+                    children.append({**desc, "platform": {"os": "linux", "architecture": arch}})
+                body = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children}
+            else:
+                body = pusher.image(name, prepared[name], diff_id, tag)
             pusher.manifest(name, tag, body)
             done_at[tag], done_wall[tag] = time.perf_counter(), time.time()
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
+    background = threading.Thread(target=during, daemon=True) if during else None
+    if background:
+        background.start()
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=args.pushers) as pool:
         list(pool.map(client, range(args.pushers)))
@@ -401,6 +475,8 @@ def run_burst(*, pusher_for, names: list[str], args) -> dict:
         raise
     stop.set()
     watcher.join()
+    if background:
+        background.join(600)
     latencies = sorted(seen_at[t] - done_at[t] for t in done_at)
     # Where the time went: the registry's delivery (PUT answered -> event stored) and the
     # worker's queue and work (stored -> processed).

@@ -4,6 +4,10 @@ multi-platform), on PostgreSQL with the Redis cache (as `make run` has), through
 client (no network). Issue 15: the repository and tags pages under 100 ms at 100,000 tags, i.e.
 O(page), not O(tags).
 
+Issue 17: the pages are read as a member of the organization that owns the (private)
+repositories, whose read access comes from a team rule matched by pattern, in an organization
+with 50 teams, 200 grants and 50 rules: the policy's real path, not the owner's shortcut.
+
 Run from the repository root: .venv/bin/python bench/ui_bench.py
 """
 
@@ -112,23 +116,40 @@ def main() -> None:
     from django.db import connection
     from django.test import Client
 
-    from accounts.models import Namespace
-    from accounts.services import user_create
+    from accounts.models import Membership, Namespace, Team, TeamMembership, Visibility
+    from accounts.services import organization_create, user_create
+    from repositories.models import AccessRule, Repository, RepositoryGrant
 
     results: dict[int, dict[str, float]] = {}
     try:
         call_command("migrate", verbosity=0)
         owner = user_create(username="owner", password="bench-password-1")
-        namespace = Namespace.objects.get(name="owner")
+        org = organization_create(name="acme", owner=owner)
+        namespace = Namespace.objects.get(name="acme")
+        member = user_create(username="mike", password="bench-password-2")
+        Membership.objects.create(organization=org, user=member, role=Membership.Role.MEMBER)
+        teams = Team.objects.bulk_create([Team(organization=org, name=f"team-{i}") for i in range(50)])
+        TeamMembership.objects.bulk_create([TeamMembership(team=team, user=member) for team in teams[::5]])
+        libs = Repository.objects.bulk_create(
+            [Repository(namespace=namespace, name=f"lib-{i}", full_name=f"acme/lib-{i}") for i in range(200)]
+        )
+        RepositoryGrant.objects.bulk_create(
+            [RepositoryGrant(repository=lib, team=teams[i % 50], level=10) for i, lib in enumerate(libs)]
+        )
+        AccessRule.objects.bulk_create(
+            [AccessRule(organization=org, team=teams[i], pattern=f"svc-{i}-*", level=20) for i in range(49)]
+            + [AccessRule(organization=org, team=teams[45], pattern="big-*", level=10)]
+        )
         for count in SIZES:
             started = time.perf_counter()
             build(namespace, f"big-{count}", count)
+            Repository.objects.filter(namespace=namespace, name=f"big-{count}").update(visibility=Visibility.PRIVATE)
             with connection.cursor() as cursor:
                 cursor.execute("ANALYZE")
             print(f"{count} tags built in {time.perf_counter() - started:.0f} s")
             client = Client()
-            client.force_login(owner)
-            base = f"/r/owner/big-{count}"
+            client.force_login(member)  # reads through the team rule big-*
+            base = f"/r/acme/big-{count}"
             pages = {
                 "repo_page": f"{base}/",
                 "tags_newest": f"{base}/-/tags/",
@@ -152,7 +173,7 @@ def main() -> None:
         f"RESULT tags={largest} repo_page_ms={big['repo_page']:.1f} tags_page_ms={tags_page:.1f} "
         f"tags_version_ms={big['tags_version']:.1f} tags_platform_ms={big['tags_platform']:.1f} "
         f"tag_page_ms={big['tag_page']:.1f} repo_page_1k_ms={small['repo_page']:.1f} "
-        f"tags_page_1k_ms={max(small['tags_newest'], small['tags_version']):.1f}"
+        f"tags_page_1k_ms={max(small['tags_newest'], small['tags_version']):.1f} viewer=member"
     )
 
 

@@ -223,6 +223,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Webhook deliveries wait on other people's servers (up to WEBHOOK_TIMEOUT each, retried): they
+# have their own queue and worker, so a slow receiver never delays the sync's own tasks.
+CELERY_TASK_ROUTES = {"webhooks.tasks.deliver_webhook": {"queue": "webhooks"}}
 
 
 REST_FRAMEWORK = {

@@ -103,9 +103,22 @@ def crawl_repository(client: RegistryClient, name: str) -> RegistryView:
     """Registry reads for one repository (runs in a worker thread; only reads the database)."""
     view = RegistryView(name)
     try:
-        for tag in client.tags(name):
-            view.tags[tag] = client.head_manifest(name, tag).digest
         ns_name, repo_name = split_repository_name(name)
+        # A tag the portal knows is asked with a HEAD (its digest: has it moved?); a tag it does
+        # not know with a GET, which answers the digest and the manifest in one request.
+        known_tags = set(
+            Tag.objects.filter(repository__namespace__name=ns_name, repository__name=repo_name).values_list(
+                "name", flat=True
+            )
+        )
+        docs = {}
+        for tag in client.tags(name):
+            if tag in known_tags:
+                view.tags[tag] = client.head_manifest(name, tag).digest
+            else:
+                doc = client.get_manifest(name, tag)
+                view.tags[tag] = doc.digest
+                docs.setdefault(doc.digest, doc)
         known = set(
             Manifest.objects.filter(
                 repository__namespace__name=ns_name,
@@ -115,7 +128,7 @@ def crawl_repository(client: RegistryClient, name: str) -> RegistryView:
             ).values_list("digest", flat=True)
         )
         for digest in sorted(set(view.tags.values()) - known):
-            view.fetched[digest] = fetch_manifest(client, name, digest)
+            view.fetched[digest] = fetch_manifest(client, name, digest, doc=docs.get(digest))
     except RegistryError as exc:
         view.error = f"{exc.__class__.__name__}: {exc}"
     finally:

@@ -718,8 +718,11 @@ def refresh_artifact_flags(repository: Repository) -> None:
     trust.refresh(repository=repository, digests=trust.prune_tag_links(repository))
 
 
-def fetch_manifest(client: RegistryClient, repository_name: str, digest: str) -> Fetched:
-    doc = client.get_manifest(repository_name, digest)
+def fetch_manifest(client: RegistryClient, repository_name: str, digest: str, *, doc=None) -> Fetched:
+    """The manifest `digest` with what the portal reads from it (an index's platforms, an image's
+    config, an artifact's small blobs). `doc`: the manifest itself when already fetched (by tag)."""
+    if doc is None or doc.digest != digest:
+        doc = client.get_manifest(repository_name, digest)
     if doc.is_index:
         children = [
             (entry, fetch_manifest(client, repository_name, entry["digest"]))

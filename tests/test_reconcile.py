@@ -62,9 +62,14 @@ def test_content_pushed_without_notifications_appears_after_sync(quiet, client, 
     )
     assert tags_of("quiet-app") == {}
 
+    client.counts.clear()
     run = reconcile(client=client)
     assert run.status == SyncRun.Status.OK, run.error
     assert tags_of("quiet-app") == {"1.0": one.top.digest, "2.0": multi.top.digest}
+    # Tags new to the portal: one GET each answers digest and manifest, no HEAD first (issue 17);
+    # the index's two platforms by digest.
+    assert client.counts["HEAD manifest"] == 0
+    assert client.counts["GET manifest"] == 2 + 2
     two = Tag.objects.get(repository__name="quiet-app", name="2.0")
     assert sorted(e.platform for e in two.manifest.entries.all()) == ["linux/amd64", "linux/arm64/v8"]
     assert run.created == 3  # the repository (a token request creates nothing) and two tags
