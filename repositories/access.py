@@ -442,6 +442,20 @@ def may_manage_organization(actor: Actor, organization: Organization) -> bool:
     return not actor.limits or organization.name in actor.limits
 
 
+def may_manage_repository_policies(actor: Actor, namespace: Namespace, repository_name: str) -> bool:
+    """Immutable-tag and retention rules for one repository (named literally, not a pattern):
+    the namespace's managers, and whoever holds admin on that repository (a grant or a rule of
+    level admin), with a credential that holds the admin cap. The repository must exist."""
+    if may_manage_namespace(actor, namespace):
+        return True
+    if not repository_name or any(c in repository_name for c in "*?[]"):
+        return False
+    repository = Repository.objects.filter(namespace=namespace, name=repository_name).first()
+    if repository is None:
+        return False
+    return decide(actor, namespace, repository_name, repository).allows(Level.ADMIN)
+
+
 def may_manage_namespace(actor: Actor, namespace: Namespace) -> bool:
     """Namespace-wide settings, such as the signing keys its images are checked against: an
     organization's managers (may_manage_organization); for a personal namespace its user (or

@@ -21,9 +21,10 @@ from accounts.models import Level, Membership, Namespace, Organization, Robot, T
 from audit import selectors as audit_selectors
 from portal.params import id_param, query_param
 from repositories import access, selectors, services
+from repositories.access import pattern_matches
 from repositories.forms import DeleteRepositoryForm, DescriptionForm, GrantForm, VisibilityForm, WebhookForm
 from repositories.markdown import render_markdown
-from repositories.models import DailyPulls, Repository, RepositoryGrant
+from repositories.models import DailyPulls, ImmutableTagRule, Repository, RepositoryGrant
 from repositories.policies import TagImmutable, check_delete, immutable_tags
 from repositories.registry.client import RegistryError
 from webhooks import services as webhook_services
@@ -373,6 +374,30 @@ def repository_settings(request: HttpRequest, namespace: str, name: str) -> Http
             webhook_services.redeliver(delivery=delivery, actor=request.user)
             return done("webhooks", f"Delivery to {delivery.webhook.name} sent again.")
         return redirect(f"{settings_url}#webhooks")
+    elif action == "immutable":
+        from repositories import policies
+
+        try:
+            policies.immutable_rule_create(
+                namespace=repository.namespace,
+                tag_pattern=request.POST.get("tag_pattern", "")[:128],
+                repository_pattern=repository.name,  # a repository's admin: this repository alone
+                actor=request.user,
+            )
+        except ValidationError as exc:
+            errors = "; ".join(m for ms in exc.message_dict.values() for m in ms)
+            return done("immutable", errors, messages.ERROR)
+        return done("immutable", "Those tags are immutable in this repository once they exist.")
+    elif action == "immutable-delete":
+        from repositories import policies
+
+        rule = ImmutableTagRule.objects.filter(
+            namespace=repository.namespace, repository_pattern=repository.name, pk=id_param(request.POST.get("rule"))
+        ).first()
+        if rule is not None:
+            policies.immutable_rule_delete(rule=rule, actor=request.user)
+            return done("immutable", f"Tags matching {rule.tag_pattern} can be pushed over and deleted again.")
+        return redirect(f"{settings_url}#immutable")
     elif action == "delete" and delete_form.is_valid():
         try:
             services.repository_delete(repository=repository, actor=request.user)
@@ -401,11 +426,17 @@ def repository_settings(request: HttpRequest, namespace: str, name: str) -> Http
         delete_form=delete_form,
         grants=selectors.repository_grants(repository=repository),
         webhooks=Webhook.objects.filter(repository=repository).order_by("name"),
+        immutable_rules=[
+            rule
+            for rule in ImmutableTagRule.objects.filter(namespace=repository.namespace).order_by("pk")
+            if pattern_matches(rule.repository_pattern, repository.name)
+        ],
         holders=holders,
         sections=[
             ("descriptions", "Descriptions"),
             ("visibility", "Visibility"),
             ("permissions", "Permissions"),
+            ("immutable", "Immutable tags"),
             ("webhooks", "Webhooks"),
             ("delete", "Delete"),
         ],

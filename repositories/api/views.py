@@ -515,6 +515,36 @@ class SigningKeyDetailView(APIView):
 
 # --- immutable tags (issue 16) -------------------------------------------------------------------
 
+POLICY_REFUSAL = (
+    "A namespace's policies are for its admins (an organization's owners, a user for their own); "
+    "a repository's admins may manage rules for that repository alone (give its exact name as "
+    "`repository`). Signed in, or with a token of scope delete that reaches it."
+)
+
+
+def _policy_namespace(request: Request, namespace: str, repository: str | None = None) -> tuple[Namespace, bool]:
+    """The namespace, and whether the actor manages all of it (True) or only the one repository
+    `repository` as its admin (False; access.may_manage_repository_policies). Otherwise 401, 403
+    or 404."""
+    found = Namespace.objects.filter(name=namespace).select_related("organization").first()
+    actor = api_actor(request)
+    if found is None:
+        raise exceptions.NotFound("No such namespace.")
+    if actor.is_anonymous:
+        raise exceptions.NotAuthenticated()
+    if access.may_manage_namespace(actor, found):
+        return found, True
+    if repository and access.may_manage_repository_policies(actor, found, repository):
+        return found, False
+    raise exceptions.PermissionDenied(POLICY_REFUSAL)
+
+
+def _rules_for(rules, repository: str | None):
+    """A namespace's rules, or those that cover one repository (`?repository=`)."""
+    from repositories.access import pattern_matches
+
+    return [rule for rule in rules if not repository or pattern_matches(rule.repository_pattern, repository)]
+
 
 def _rule_data(rule) -> dict:
     return {
@@ -531,21 +561,25 @@ class ImmutableTagListView(APIView):
     front (nginx asks the portal before a manifest PUT or DELETE reaches the registry) and by
     the portal's own deletes."""
 
-    @extend_schema(responses=ImmutableTagRuleSerializer(many=True))
+    @extend_schema(
+        parameters=[OpenApiParameter("repository", str, description="only the rules that cover this repository")],
+        responses=ImmutableTagRuleSerializer(many=True),
+    )
     def get(self, request: Request, namespace: str) -> Response:
         from repositories.models import ImmutableTagRule
 
-        found = _managed_namespace(request, namespace)
+        repository = _param(request, "repository", 255)
+        found, _ = _policy_namespace(request, namespace, repository)
         rules = ImmutableTagRule.objects.filter(namespace=found).select_related("created_by")
-        return Response([_rule_data(rule) for rule in rules])
+        return Response([_rule_data(rule) for rule in _rules_for(rules, repository)])
 
     @extend_schema(request=ImmutableTagRuleSerializer, responses={201: ImmutableTagRuleSerializer})
     def post(self, request: Request, namespace: str) -> Response:
         from repositories import policies
 
-        found = _managed_namespace(request, namespace)
         data = ImmutableTagRuleSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        found, _ = _policy_namespace(request, namespace, data.validated_data.get("repository"))
         try:
             rule = policies.immutable_rule_create(
                 namespace=found,
@@ -567,8 +601,9 @@ class ImmutableTagDetailView(APIView):
         from repositories import policies
         from repositories.models import ImmutableTagRule
 
-        found = _managed_namespace(request, namespace)
-        rule = ImmutableTagRule.objects.filter(namespace=found, pk=rule_id).first()
+        found = Namespace.objects.filter(name=namespace).first()
+        rule = ImmutableTagRule.objects.filter(namespace=found, pk=rule_id).first() if found else None
+        found, _ = _policy_namespace(request, namespace, rule.repository_pattern if rule else None)
         if rule is None:
             raise exceptions.NotFound("No such rule.")
         policies.immutable_rule_delete(rule=rule, actor=request.user)
@@ -708,17 +743,22 @@ def _retention_save(request: Request, namespace, rule=None):
 class RetentionRuleListView(APIView):
     """Which tags to keep; the rest of the tags a rule covers go when retention runs."""
 
-    @extend_schema(responses=RetentionRuleSerializer(many=True))
+    @extend_schema(
+        parameters=[OpenApiParameter("repository", str, description="only the rules that cover this repository")],
+        responses=RetentionRuleSerializer(many=True),
+    )
     def get(self, request: Request, namespace: str) -> Response:
         from repositories.models import RetentionRule
 
-        found = _managed_namespace(request, namespace)
+        repository = _param(request, "repository", 255)
+        found, _ = _policy_namespace(request, namespace, repository)
         rules = RetentionRule.objects.filter(namespace=found).select_related("created_by")
-        return Response([_retention_rule_data(rule) for rule in rules])
+        return Response([_retention_rule_data(rule) for rule in _rules_for(rules, repository)])
 
     @extend_schema(request=RetentionRuleSerializer, responses={201: RetentionRuleSerializer})
     def post(self, request: Request, namespace: str) -> Response:
-        found = _managed_namespace(request, namespace)
+        repository = request.data.get("repository") if isinstance(request.data, dict) else None
+        found, _ = _policy_namespace(request, namespace, repository if isinstance(repository, str) else None)
         rule = _retention_save(request, found)
         return Response(_retention_rule_data(rule), status=status.HTTP_201_CREATED)
 
@@ -727,22 +767,26 @@ class RetentionRuleDetailView(APIView):
     def _rule(self, request: Request, namespace: str, rule_id: int):
         from repositories.models import RetentionRule
 
-        found = _managed_namespace(request, namespace)
-        rule = RetentionRule.objects.filter(namespace=found, pk=rule_id).first()
+        found = Namespace.objects.filter(name=namespace).first()
+        rule = RetentionRule.objects.filter(namespace=found, pk=rule_id).first() if found else None
+        found, whole = _policy_namespace(request, namespace, rule.repository_pattern if rule else None)
         if rule is None:
             raise exceptions.NotFound("No such rule.")
-        return found, rule
+        return found, rule, whole
 
     @extend_schema(request=RetentionRuleSerializer, responses=RetentionRuleSerializer)
     def patch(self, request: Request, namespace: str, rule_id: int) -> Response:
-        found, rule = self._rule(request, namespace, rule_id)
+        found, rule, whole = self._rule(request, namespace, rule_id)
+        moved = request.data.get("repository") if isinstance(request.data, dict) else None
+        if not whole and moved is not None and moved != rule.repository_pattern:
+            raise exceptions.PermissionDenied(POLICY_REFUSAL)  # a repository's admin keeps it to that one
         return Response(_retention_rule_data(_retention_save(request, found, rule)))
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, namespace: str, rule_id: int) -> Response:
         from repositories import retention
 
-        _, rule = self._rule(request, namespace, rule_id)
+        _, rule, _ = self._rule(request, namespace, rule_id)
         retention.rule_delete(rule=rule, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -1,0 +1,109 @@
+"""Issue 16: lifecycle policies are for "org owners and repository admins". A repository's admin
+(a grant or a rule of level admin) manages immutable-tag and retention rules for that one
+repository, named exactly, and nothing wider: not the namespace, not a pattern, not a
+repository they do not administer. Through HTTP, for the fixed cast."""
+
+from __future__ import annotations
+
+import pytest
+
+from repositories.models import ImmutableTagRule, RetentionRule
+from tests.test_api_repositories import api_client_for
+from tests.world import EXPECTED, build_world
+
+pytestmark = pytest.mark.django_db
+
+IMMUTABLE = "/api/v1/namespaces/acme/immutable-tags/"
+RETENTION = "/api/v1/namespaces/acme/retention-rules/"
+
+# Who may create a rule for acme/priv-app alone: its admins (the org owner, staff, the team
+# with an admin grant). Everyone else is refused: 401 without a credential, 403 otherwise.
+REPOSITORY_ADMINS = {"org owner", "team admin", "staff"}
+UNAUTHENTICATED = {"anonymous", "inactive user", "expired token", "revoked token"}
+
+
+@pytest.fixture
+def world():
+    return build_world()
+
+
+def _expected(actor_name: str, allowed: bool, created: int = 201) -> int:
+    if allowed:
+        return created
+    return 401 if actor_name in UNAUTHENTICATED else 403
+
+
+@pytest.mark.parametrize("actor_name", [a for a in EXPECTED if a not in ("system", "robot")])
+def test_a_rule_for_one_repository_is_for_its_admins(world, actor_name):
+    client = api_client_for(world, actor_name)
+    allowed = actor_name in REPOSITORY_ADMINS
+    made = client.post(IMMUTABLE, {"pattern": "v*", "repository": "priv-app"}, format="json")
+    assert made.status_code == _expected(actor_name, allowed), made.content
+    kept = client.post(RETENTION, {"repository": "priv-app", "keep_most_recent": 5}, format="json")
+    assert kept.status_code == _expected(actor_name, allowed), kept.content
+    listed = client.get(IMMUTABLE, {"repository": "priv-app"})
+    assert listed.status_code == _expected(actor_name, allowed, 200)
+    if allowed:
+        assert [rule["repository"] for rule in listed.json()] == ["priv-app"]
+
+
+def test_a_repository_admin_goes_no_wider_than_the_repository(world):
+    admin = api_client_for(world, "team admin")  # frank: admin on acme/priv-app through a team grant
+    owner = api_client_for(world, "org owner")
+    namespace_wide = owner.post(IMMUTABLE, {"pattern": "release-*"}, format="json").json()["id"]
+    for body in (
+        {"pattern": "v*"},  # the whole namespace
+        {"pattern": "v*", "repository": "*"},
+        {"pattern": "v*", "repository": "priv-*"},  # a pattern, even one that covers only theirs
+        {"pattern": "v*", "repository": "pub-app"},  # a repository they do not administer
+        {"pattern": "v*", "repository": "nothing-here"},
+    ):
+        assert admin.post(IMMUTABLE, body, format="json").status_code == 403, body
+    assert admin.get(IMMUTABLE).status_code == 403  # the namespace's list
+    own = admin.post(IMMUTABLE, {"pattern": "v*", "repository": "priv-app"}, format="json").json()["id"]
+    # Their list for the repository shows every rule that covers it, the owner's too.
+    covering = {rule["id"] for rule in admin.get(IMMUTABLE, {"repository": "priv-app"}).json()}
+    assert covering == {own, namespace_wide}
+    assert admin.delete(f"{IMMUTABLE}{namespace_wide}/").status_code == 403
+    assert admin.delete(f"{IMMUTABLE}999999/").status_code == 403  # no hint whether it exists
+    assert admin.delete(f"{IMMUTABLE}{own}/").status_code == 204
+    assert not ImmutableTagRule.objects.filter(pk=own).exists()
+    # Retention: theirs can change, but not move to another repository or widen.
+    rule = admin.post(RETENTION, {"repository": "priv-app", "keep_most_recent": 5}, format="json").json()["id"]
+    assert admin.patch(f"{RETENTION}{rule}/", {"keep_most_recent": 3}, format="json").status_code == 200
+    for moved in ("pub-app", "*", "priv-*"):
+        assert admin.patch(f"{RETENTION}{rule}/", {"repository": moved}, format="json").status_code == 403
+    assert RetentionRule.objects.get(pk=rule).repository_pattern == "priv-app"
+    assert RetentionRule.objects.get(pk=rule).keep_most_recent == 3
+    assert admin.post(RETENTION, {"keep_most_recent": 5}, format="json").status_code == 403  # repository "*"
+    assert admin.post("/api/v1/namespaces/acme/retention-runs/", {"dry_run": True}, format="json").status_code == 403
+    assert admin.delete(f"{RETENTION}{rule}/").status_code == 204
+    # A write grant is not admin.
+    writer = api_client_for(world, "team write")
+    assert writer.post(IMMUTABLE, {"pattern": "v*", "repository": "priv-app"}, format="json").status_code == 403
+
+
+def test_the_repository_settings_page_manages_its_own_immutable_tags(world, client):
+    """The same rule in the browser's terms: the repository's admin adds and removes a rule for
+    this repository on its settings page, sees the namespace's rules, and cannot remove those."""
+    from accounts.models import User
+
+    url = "/r/acme/priv-app/-/settings/"
+    ImmutableTagRule.objects.create(namespace=world.repos["acme/priv-app"].namespace, tag_pattern="release-*")
+    client.force_login(User.objects.get(username="frank"))  # admin of priv-app through a team grant
+    page = client.get(url)
+    assert page.status_code == 200 and b'id="immutable"' in page.content and b"release-*" in page.content
+    added = client.post(url, {"action": "immutable", "tag_pattern": "v*"}, follow=True)
+    assert b"immutable in this repository" in added.content
+    own = ImmutableTagRule.objects.get(tag_pattern="v*")
+    assert own.repository_pattern == "priv-app"
+    namespace_wide = ImmutableTagRule.objects.get(tag_pattern="release-*")
+    client.post(url, {"action": "immutable-delete", "rule": namespace_wide.pk})
+    assert ImmutableTagRule.objects.filter(pk=namespace_wide.pk).exists()  # not theirs to remove
+    bad = client.post(url, {"action": "immutable", "tag_pattern": "[unclosed"}, follow=True)
+    assert bad.status_code == 200 and ImmutableTagRule.objects.count() == 2
+    client.post(url, {"action": "immutable-delete", "rule": own.pk})
+    assert not ImmutableTagRule.objects.filter(pk=own.pk).exists()
+    client.logout()
+    client.force_login(User.objects.get(username="erin"))  # write, not admin: no settings page
+    assert client.get(url).status_code in (403, 404)
