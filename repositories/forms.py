@@ -190,6 +190,14 @@ class RetentionRuleForm(forms.Form):
     )
 
 
+class RepositoryRetentionForm(RetentionRuleForm):
+    """A retention rule for one repository (its settings page): the repository is that one."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        del self.fields["repository_pattern"]
+
+
 class QuotaForm(forms.Form):
     quota_gib = forms.DecimalField(
         label="Quota (GiB)",

@@ -22,9 +22,16 @@ from audit import selectors as audit_selectors
 from portal.params import id_param, query_param
 from repositories import access, selectors, services
 from repositories.access import pattern_matches
-from repositories.forms import DeleteRepositoryForm, DescriptionForm, GrantForm, VisibilityForm, WebhookForm
+from repositories.forms import (
+    DeleteRepositoryForm,
+    DescriptionForm,
+    GrantForm,
+    RepositoryRetentionForm,
+    VisibilityForm,
+    WebhookForm,
+)
 from repositories.markdown import render_markdown
-from repositories.models import DailyPulls, ImmutableTagRule, Repository, RepositoryGrant
+from repositories.models import DailyPulls, ImmutableTagRule, Repository, RepositoryGrant, RetentionRule
 from repositories.policies import TagImmutable, check_delete, immutable_tags
 from repositories.registry.client import RegistryError
 from webhooks import services as webhook_services
@@ -303,6 +310,7 @@ def repository_settings(request: HttpRequest, namespace: str, name: str) -> Http
     )
     grant_form = GrantForm(request.POST if action == "grant" else None)
     webhook_form = WebhookForm(request.POST if action == "webhook" else None)
+    retention_form = RepositoryRetentionForm(request.POST if action == "retention" else None, prefix="retention")
     delete_form = DeleteRepositoryForm(request.POST if action == "delete" else None, full_name=repository.full_name)
     context = _repository_context(request, repository, decision, "settings")
     settings_url = reverse("repository-settings", kwargs={"namespace": namespace, "name": repository.name})
@@ -398,6 +406,31 @@ def repository_settings(request: HttpRequest, namespace: str, name: str) -> Http
             policies.immutable_rule_delete(rule=rule, actor=request.user)
             return done("immutable", f"Tags matching {rule.tag_pattern} can be pushed over and deleted again.")
         return redirect(f"{settings_url}#immutable")
+    elif action == "retention" and retention_form.is_valid():
+        from repositories import retention
+
+        try:
+            retention.rule_save(
+                namespace=repository.namespace,
+                actor=request.user,
+                repository_pattern=repository.name,  # a repository's admin: this repository alone
+                **retention_form.cleaned_data,
+            )
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                retention_form.add_error(field if field in retention_form.fields else None, errors)
+        else:
+            return done("retention", "Rule added. It applies when retention runs (daily).")
+    elif action == "retention-delete":
+        from repositories import retention
+
+        rule = RetentionRule.objects.filter(
+            namespace=repository.namespace, repository_pattern=repository.name, pk=id_param(request.POST.get("rule"))
+        ).first()
+        if rule is not None:
+            retention.rule_delete(rule=rule, actor=request.user)
+            return done("retention", "Rule removed.")
+        return redirect(f"{settings_url}#retention")
     elif action == "delete" and delete_form.is_valid():
         try:
             services.repository_delete(repository=repository, actor=request.user)
@@ -431,17 +464,28 @@ def repository_settings(request: HttpRequest, namespace: str, name: str) -> Http
             for rule in ImmutableTagRule.objects.filter(namespace=repository.namespace).order_by("pk")
             if pattern_matches(rule.repository_pattern, repository.name)
         ],
+        retention_form=retention_form,
+        retention_rules=[
+            rule
+            for rule in RetentionRule.objects.filter(namespace=repository.namespace).order_by("pk")
+            if pattern_matches(rule.repository_pattern, repository.name)
+        ],
         holders=holders,
         sections=[
             ("descriptions", "Descriptions"),
             ("visibility", "Visibility"),
             ("permissions", "Permissions"),
             ("immutable", "Immutable tags"),
+            ("retention", "Retention"),
             ("webhooks", "Webhooks"),
             ("delete", "Delete"),
         ],
     )
-    forms_sent = [f for f in (description_form, visibility_form, grant_form, webhook_form, delete_form) if f.is_bound]
+    forms_sent = [
+        f
+        for f in (description_form, visibility_form, grant_form, webhook_form, retention_form, delete_form)
+        if f.is_bound
+    ]
     status = 400 if any(f.errors for f in forms_sent) else 200
     return render(request, "repositories/settings.html", context, status=status)
 

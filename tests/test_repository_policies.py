@@ -107,3 +107,26 @@ def test_the_repository_settings_page_manages_its_own_immutable_tags(world, clie
     client.logout()
     client.force_login(User.objects.get(username="erin"))  # write, not admin: no settings page
     assert client.get(url).status_code in (403, 404)
+
+
+def test_the_repository_settings_page_manages_its_own_retention_rules(world, client):
+    from accounts.models import User
+
+    url = "/r/acme/priv-app/-/settings/"
+    RetentionRule.objects.create(namespace=world.repos["acme/priv-app"].namespace, keep_most_recent=50)
+    client.force_login(User.objects.get(username="frank"))
+    page = client.get(url)
+    assert page.status_code == 200 and b'id="retention"' in page.content and b"the 50 most recent" in page.content
+    added = client.post(
+        url, {"action": "retention", "retention-tag_pattern": "pr-*", "retention-keep_most_recent": "3"}, follow=True
+    )
+    assert b"Rule added" in added.content
+    own = RetentionRule.objects.get(tag_pattern="pr-*")
+    assert (own.repository_pattern, own.keep_most_recent) == ("priv-app", 3)
+    wide = RetentionRule.objects.get(keep_most_recent=50)
+    client.post(url, {"action": "retention-delete", "rule": wide.pk})
+    assert RetentionRule.objects.filter(pk=wide.pk).exists()  # the namespace's: not theirs
+    bad = client.post(url, {"action": "retention", "retention-tag_pattern": "[x", "retention-keep_most_recent": "-1"})
+    assert bad.status_code == 400 and RetentionRule.objects.count() == 2
+    client.post(url, {"action": "retention-delete", "rule": own.pk})
+    assert not RetentionRule.objects.filter(pk=own.pk).exists()
