@@ -10,6 +10,7 @@ answer costs two small queries and no registry round trip in the common case.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import threading
@@ -171,6 +172,23 @@ class TagImmutable(Exception):
     """A push over, or a delete of, an immutable tag; the message names the rule."""
 
 
+FIRST_PUSH_SECONDS = 10
+
+
+def _reserve_first_push(full_name: str, tag: str) -> bool:
+    """The first push of a tag a rule makes immutable holds it for FIRST_PUSH_SECONDS (long
+    enough for the registry to store it, after which the registry itself says the tag exists):
+    a second client's push of the same new tag meanwhile is refused rather than racing the first
+    one to become the tag's only content. Without the cache (Redis away) nothing is held."""
+    from django.core.cache import cache
+
+    key = "first-push:" + hashlib.sha256(f"{full_name}:{tag}".encode()).hexdigest()
+    try:
+        return bool(cache.add(key, 1, timeout=FIRST_PUSH_SECONDS))
+    except Exception:
+        return True
+
+
 def denial(tag_name: str, rule: Rule) -> str:
     return f"tag {tag_name} is immutable (rule {rule.tag_pattern})"
 
@@ -289,6 +307,9 @@ def _front_decision(request: FrontRequest, *, registry_has_tag=None, client_fact
         ).exists()
         if known or (registry_has_tag is not None and registry_has_tag(full_name, reference)):
             return _safe(denial(reference, rule))
+        if not _reserve_first_push(full_name, reference):
+            # Two clients pushing the same new immutable tag at once: the first wins.
+            return _safe(f"{denial(reference, rule)}: another push of it is under way; try again in a moment")
         return None
     # DELETE: by digest (2.8) removes every tag on it, and breaks every index that has it as a
     # platform; by tag (3.x untags).

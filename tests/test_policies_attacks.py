@@ -407,3 +407,54 @@ def test_names_nobody_has_are_not_kept_warm_and_a_fork_starts_afresh(transaction
     assert state._thread is not None and state._thread is not thread
     state.forget()
     services.wait_until(lambda: not state.connected, timeout=10, what="the thread's connection closed")
+
+
+def test_the_first_push_of_a_new_immutable_tag_holds_it_briefly(db, alice):
+    """Two checks for the same new immutable tag before either push is stored: the first is let
+    through and holds the tag for a few seconds; the second is refused, saying why."""
+    from repositories import policies
+    from repositories.registry import get_issuer
+
+    policies.immutable_rule_create(namespace=alice.namespace, tag_pattern="v*", actor=alice)
+    policies.FRONT_STATE.forget()
+    grants = [{"type": "repository", "name": "alice/race", "actions": ["pull", "push"]}]
+    token = get_issuer().issue("alice", grants).token
+    put = policies.FrontRequest("PUT", "/v2/alice/race/manifests/v9", token)
+    assert policies.front_decision(put, registry_has_tag=lambda *_: False) is None
+    second = policies.front_decision(put, registry_has_tag=lambda *_: False)
+    assert second is not None and "immutable (rule v*)" in second and "under way" in second
+    other = policies.FrontRequest("PUT", "/v2/alice/race/manifests/v10", token)
+    assert policies.front_decision(other, registry_has_tag=lambda *_: False) is None  # per tag
+    mutable = policies.FrontRequest("PUT", "/v2/alice/race/manifests/latest", token)
+    for _ in range(2):
+        assert policies.front_decision(mutable, registry_has_tag=lambda *_: False) is None  # no rule: no hold
+
+
+def test_two_first_pushes_of_one_immutable_tag_through_the_front_one_wins(front, registry, live_server, alice):
+    import threading
+
+    client = APIClient()
+    client.force_login(alice)
+    assert client.post("/api/v1/namespaces/alice/immutable-tags/", {"pattern": "v*"}, format="json").status_code == 201
+    pusher = _pusher(live_server, front, "alice/race")
+    bodies = [pusher.pull(oci.image(pusher, layers=(content,))["digest"]) for content in (b"first", b"second")]
+    barrier = threading.Barrier(2)
+    answers: list[int] = []
+
+    def put(body: bytes) -> None:
+        barrier.wait()
+        answers.append(
+            requests.put(
+                f"http://{front}/v2/alice/race/manifests/v9",
+                data=body,
+                headers={**pusher.headers, "Content-Type": oci.OCI_MANIFEST},
+                timeout=30,
+            ).status_code
+        )
+
+    threads = [threading.Thread(target=put, args=(body,)) for body in bodies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(answers) == [201, 403]  # never both: the tag has one content, the first push's
