@@ -448,8 +448,10 @@ def may_manage_repository_policies(actor: Actor, namespace: Namespace, repositor
     level admin), with a credential that holds the admin cap. The repository must exist."""
     if may_manage_namespace(actor, namespace):
         return True
-    if not repository_name or any(c in repository_name for c in "*?[]"):
-        return False
+    from repositories.models import REPOSITORY_NAME_RE
+
+    if not isinstance(repository_name, str) or not re.fullmatch(REPOSITORY_NAME_RE, repository_name):
+        return False  # a pattern, or not a name at all
     repository = Repository.objects.filter(namespace=namespace, name=repository_name).first()
     if repository is None:
         return False

@@ -32,15 +32,40 @@ UPLOAD_PATH_RE = re.compile(r"^/v2/(?P<name>.+)/blobs/uploads/$")
 BLOB_PATH_RE = re.compile(r"^/v2/(?P<name>.+)/blobs/(?P<digest>[^/]+)$")
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 MAX_RULES_PER_NAMESPACE = 100
+# A repository's admins (not the namespace's) may set at most this many rules for their
+# repository, and never the namespace's last RESERVED_FOR_NAMESPACE_ADMINS: one repository's
+# admins must not use up the room its owners need for namespace-wide policy.
+MAX_RULES_PER_REPOSITORY_ADMIN = 10
+RESERVED_FOR_NAMESPACE_ADMINS = 10
+
+
+def check_repository_admin_room(model, namespace: Namespace, repository_name: str, field: str, limit: int) -> None:
+    """Raise ValidationError when a repository's admin may not add another rule (see above)."""
+    rules = model.objects.filter(namespace=namespace)
+    if rules.filter(repository_pattern=repository_name).count() >= MAX_RULES_PER_REPOSITORY_ADMIN:
+        raise ValidationError(
+            {field: f"A repository's admins may set at most {MAX_RULES_PER_REPOSITORY_ADMIN} rules for it."}
+        )
+    if rules.count() >= limit - RESERVED_FOR_NAMESPACE_ADMINS:
+        raise ValidationError({field: "The namespace's remaining rules are kept for its admins."})
+
+
 SAFE_MESSAGE_RE = re.compile(r"[^A-Za-z0-9 ._*?()\[\]!/:,-]")
 
 
 # --- rules -------------------------------------------------------------------------------------
 
 
-def immutable_rule_create(*, namespace: Namespace, tag_pattern: str, repository_pattern: str = "*", actor):
+def immutable_rule_create(
+    *, namespace: Namespace, tag_pattern: str, repository_pattern: str = "*", actor, repository_admin: bool = False
+):
     """Make tags matching `tag_pattern` (in repositories matching `repository_pattern`)
-    immutable once they exist. Audited."""
+    immutable once they exist. Audited. `repository_admin`: asked by an admin of that one
+    repository, not of the namespace (a smaller allowance)."""
+    if repository_admin:
+        check_repository_admin_room(
+            ImmutableTagRule, namespace, (repository_pattern or "").strip(), "pattern", MAX_RULES_PER_NAMESPACE
+        )
     rule = ImmutableTagRule(
         namespace=namespace,
         tag_pattern=(tag_pattern or "").strip(),
@@ -309,7 +334,7 @@ def _front_decision(request: FrontRequest, *, registry_has_tag=None, client_fact
             return _safe(denial(reference, rule))
         if not _reserve_first_push(full_name, reference):
             # Two clients pushing the same new immutable tag at once: the first wins.
-            return _safe(f"{denial(reference, rule)}: another push of it is under way; try again in a moment")
+            return _safe(f"{denial(reference, rule)}: another push of it is under way, try again in a moment")
         return None
     # DELETE: by digest (2.8) removes every tag on it, and breaks every index that has it as a
     # platform; by tag (3.x untags).

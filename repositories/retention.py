@@ -53,9 +53,18 @@ MAX_RULES_PER_NAMESPACE = 50
 # --- rules -------------------------------------------------------------------------------------
 
 
-def rule_save(*, namespace: Namespace, actor, rule: RetentionRule | None = None, **values) -> RetentionRule:
-    """Create (rule None) or change a rule; audited. Raises ValidationError with field errors."""
+def rule_save(
+    *, namespace: Namespace, actor, rule: RetentionRule | None = None, repository_admin: bool = False, **values
+) -> RetentionRule:
+    """Create (rule None) or change a rule; audited. Raises ValidationError with field errors.
+    `repository_admin`: asked by an admin of one repository, not of the namespace (a smaller
+    allowance, policies.check_repository_admin_room)."""
     creating = rule is None
+    if creating and repository_admin:
+        from repositories.policies import check_repository_admin_room
+
+        name = str(values.get("repository_pattern") or "").strip()
+        check_repository_admin_room(RetentionRule, namespace, name, "repository_pattern", MAX_RULES_PER_NAMESPACE)
     if creating and RetentionRule.objects.filter(namespace=namespace).count() >= MAX_RULES_PER_NAMESPACE:
         raise ValidationError({"repository_pattern": f"A namespace has at most {MAX_RULES_PER_NAMESPACE} rules."})
     rule = rule or RetentionRule(namespace=namespace, created_by=actor if getattr(actor, "pk", None) else None)

@@ -391,6 +391,7 @@ def repository_settings(request: HttpRequest, namespace: str, name: str) -> Http
                 tag_pattern=request.POST.get("tag_pattern", "")[:128],
                 repository_pattern=repository.name,  # a repository's admin: this repository alone
                 actor=request.user,
+                repository_admin=not access.may_manage_namespace(_actor(request), repository.namespace),
             )
         except ValidationError as exc:
             errors = "; ".join(m for ms in exc.message_dict.values() for m in ms)
@@ -414,6 +415,7 @@ def repository_settings(request: HttpRequest, namespace: str, name: str) -> Http
                 namespace=repository.namespace,
                 actor=request.user,
                 repository_pattern=repository.name,  # a repository's admin: this repository alone
+                repository_admin=not access.may_manage_namespace(_actor(request), repository.namespace),
                 **retention_form.cleaned_data,
             )
         except ValidationError as exc:

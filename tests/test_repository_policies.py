@@ -130,3 +130,72 @@ def test_the_repository_settings_page_manages_its_own_retention_rules(world, cli
     assert bad.status_code == 400 and RetentionRule.objects.count() == 2
     client.post(url, {"action": "retention-delete", "rule": own.pk})
     assert not RetentionRule.objects.filter(pk=own.pk).exists()
+
+
+# Found by a black-box review (helper-7): a repository admin could use up the namespace's rules;
+# a NUL byte in `repository` was a 500; the first-push refusal's ';' came out as '_'.
+
+
+@pytest.mark.parametrize("actor_name", ["outsider", "team write", "team admin"])
+def test_a_nul_byte_in_a_retention_rules_repository_is_a_400_not_a_500(world, actor_name):
+    """RetentionRuleListView.post asks access.may_manage_repository_policies about the raw
+    `repository` before the serializer (which refuses NUL) sees it; the repository lookup then
+    sends a NUL to PostgreSQL, which refuses it: any signed-in user gets a 500."""
+    client = api_client_for(world, actor_name)
+    client.raise_request_exception = False
+    answer = client.post(RETENTION, {"repository": "priv\x00app", "keep_most_recent": 1}, format="json")
+    assert answer.status_code in (400, 403), answer.status_code
+    assert not RetentionRule.objects.exists()
+
+
+def test_a_repository_admin_cannot_use_up_the_namespaces_retention_rules(world):
+    """The per-namespace cap (50 retention rules) is shared: a repository's admin fills it with
+    rules for their one repository, and the organization's owners can add no rule at all."""
+    admin = api_client_for(world, "team admin")  # frank, admin of acme/priv-app only
+    owner = api_client_for(world, "org owner")
+    made = 0
+    for i in range(60):
+        answer = admin.post(RETENTION, {"repository": "priv-app", "tag_pattern": f"t{i}-*"}, format="json")
+        if answer.status_code != 201:
+            break
+        made += 1
+    wide = owner.post(RETENTION, {"repository": "*", "keep_most_recent": 10}, format="json")
+    assert wide.status_code == 201, (made, wide.content)
+    assert made == 10  # the repository admin's own allowance
+
+
+def test_a_repository_admin_cannot_use_up_the_namespaces_immutable_tag_rules(world):
+    """Likewise the 100 immutable-tag rules of a namespace: once one repository's admin has
+    made them, the owners cannot make acme's release tags immutable."""
+    admin = api_client_for(world, "team admin")
+    owner = api_client_for(world, "org owner")
+    made = 0
+    for i in range(110):
+        answer = admin.post(IMMUTABLE, {"pattern": f"t{i}-*", "repository": "priv-app"}, format="json")
+        if answer.status_code != 201:
+            break
+        made += 1
+    wide = owner.post(IMMUTABLE, {"pattern": "v*", "repository": "*"}, format="json")
+    assert wide.status_code == 201, (made, wide.content)
+    assert ImmutableTagRule.objects.filter(repository_pattern="*").exists()
+    assert made == 10
+    refused = admin.post(IMMUTABLE, {"pattern": "t99-*", "repository": "priv-app"}, format="json")
+    assert refused.status_code == 400 and "at most 10" in str(refused.json())
+
+
+def test_the_first_push_refusal_reads_as_written(world):
+    """The 'another push is under way' refusal goes through policies._safe, which turns its ';'
+    into '_': the docker CLI shows 'under way_ try again in a moment'."""
+    from accounts.models import Namespace, User
+    from repositories import policies
+    from repositories.registry import get_issuer
+
+    policies.immutable_rule_create(
+        namespace=Namespace.objects.get(name="acme"), tag_pattern="v*", actor=User.objects.get(username="olga")
+    )
+    policies.FRONT_STATE.forget()
+    grants = [{"type": "repository", "name": "acme/priv-app", "actions": ["pull", "push"]}]
+    put = policies.FrontRequest("PUT", "/v2/acme/priv-app/manifests/v7", get_issuer().issue("olga", grants).token)
+    assert policies.front_decision(put, registry_has_tag=lambda *_: False) is None
+    second = policies.front_decision(put, registry_has_tag=lambda *_: False)
+    assert second is not None and "under way_" not in second, second

@@ -579,13 +579,14 @@ class ImmutableTagListView(APIView):
 
         data = ImmutableTagRuleSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        found, _ = _policy_namespace(request, namespace, data.validated_data.get("repository"))
+        found, whole = _policy_namespace(request, namespace, data.validated_data.get("repository"))
         try:
             rule = policies.immutable_rule_create(
                 namespace=found,
                 tag_pattern=data.validated_data["pattern"],
                 repository_pattern=data.validated_data.get("repository") or "*",
                 actor=request.user,
+                repository_admin=not whole,
             )
         except ValidationError as exc:
             errors = exc.message_dict
@@ -727,14 +728,16 @@ def _retention_rule_data(rule) -> dict:
     }
 
 
-def _retention_save(request: Request, namespace, rule=None):
+def _retention_save(request: Request, namespace, rule=None, *, whole: bool = True):
     from repositories import retention
 
     data = RetentionRuleSerializer(data=request.data, partial=rule is not None)
     data.is_valid(raise_exception=True)
     values = {RULE_API_FIELDS[k]: v for k, v in data.validated_data.items() if k in RULE_API_FIELDS}
     try:
-        return retention.rule_save(namespace=namespace, actor=request.user, rule=rule, **values)
+        return retention.rule_save(
+            namespace=namespace, actor=request.user, rule=rule, repository_admin=not whole, **values
+        )
     except ValidationError as exc:
         fields = {v: k for k, v in RULE_API_FIELDS.items()}
         raise exceptions.ValidationError({fields.get(k, k): v for k, v in exc.message_dict.items()}) from None
@@ -757,9 +760,10 @@ class RetentionRuleListView(APIView):
 
     @extend_schema(request=RetentionRuleSerializer, responses={201: RetentionRuleSerializer})
     def post(self, request: Request, namespace: str) -> Response:
-        repository = request.data.get("repository") if isinstance(request.data, dict) else None
-        found, _ = _policy_namespace(request, namespace, repository if isinstance(repository, str) else None)
-        rule = _retention_save(request, found)
+        RetentionRuleSerializer(data=request.data).is_valid(raise_exception=True)  # bad input: 400 first
+        repository = request.data.get("repository") if hasattr(request.data, "get") else None
+        found, whole = _policy_namespace(request, namespace, repository if isinstance(repository, str) else None)
+        rule = _retention_save(request, found, whole=whole)
         return Response(_retention_rule_data(rule), status=status.HTTP_201_CREATED)
 
 
