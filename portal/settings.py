@@ -338,6 +338,8 @@ except ValueError as exc:
 # Sync: the reconcile crawl and the sweep of stored events that were never processed.
 SYNC_INTERVAL_SECONDS = envint("SYNC_INTERVAL_SECONDS", "600", minimum=0)  # 0: no scheduled crawl
 SYNC_CONCURRENCY = envint("SYNC_CONCURRENCY", "4", minimum=1)
+# While pushes are arriving, a crawl waits this long (at most ten times) before each repository.
+SYNC_CRAWL_YIELD_MS = envint("SYNC_CRAWL_YIELD_MS", "500", minimum=0)
 SYNC_PAGE_SIZE = envint("SYNC_PAGE_SIZE", "100", minimum=1)
 # A crawl whose process stopped beating this long ago (killed mid-crawl) is abandoned, and the
 # next crawl starts. Its process beats every SYNC_HEARTBEAT_SECONDS while it crawls.

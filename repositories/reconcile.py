@@ -23,6 +23,7 @@ import contextlib
 import datetime as dt
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -99,9 +100,29 @@ class RegistryView:
     error: str = ""
 
 
+def _give_way_to_pushes() -> None:
+    """A crawl is background work. While push notifications are arriving (the events endpoint
+    marks it for two seconds), each repository's reads wait SYNC_CRAWL_YIELD_MS at a time,
+    at most ten times: the registry sends its notifications one at a time, and a crawl asking it
+    for thousands of manifests meanwhile made pushes visible many seconds late."""
+    from django.core.cache import cache
+
+    from repositories.sync import EVENTS_FLOWING_KEY
+
+    delay = settings.SYNC_CRAWL_YIELD_MS / 1000
+    for _ in range(10 if delay else 0):
+        try:
+            if not cache.get(EVENTS_FLOWING_KEY):
+                return
+        except Exception:
+            return  # no cache: no signal, no waiting
+        time.sleep(delay)
+
+
 def crawl_repository(client: RegistryClient, name: str) -> RegistryView:
     """Registry reads for one repository (runs in a worker thread; only reads the database)."""
     view = RegistryView(name)
+    _give_way_to_pushes()
     try:
         ns_name, repo_name = split_repository_name(name)
         # A tag the portal knows is asked with a HEAD (its digest: has it moved?); a tag it does

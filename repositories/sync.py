@@ -374,6 +374,7 @@ def enqueue_restart_crawl() -> None:
 
 
 DRAIN_KEY = "dockyard:registry-events:drain-requested"
+EVENTS_FLOWING_KEY = "registry-events-flowing"
 
 
 def request_drain() -> None:
@@ -385,6 +386,8 @@ def request_drain() -> None:
     from repositories.tasks import drain_registry_events
 
     try:
+        # Pushes are arriving: a crawl running now gives them way (reconcile.crawl_repository).
+        cache.set(EVENTS_FLOWING_KEY, 1, timeout=2)
         # Short-lived: a request whose drain never starts (its worker died) stops holding the
         # next ones back after a few seconds.
         if not cache.add(DRAIN_KEY, 1, timeout=2):

@@ -228,3 +228,29 @@ def test_a_signature_tag_that_holds_no_signature_signs_nothing_and_is_hidden(qui
     assert signed.manifest.signature_status == "unsigned"
     assert signed.artifact == ""
     assert Tag.objects.get(repository__name="signed", name=signature_tag).artifact == "sig"
+
+
+def test_a_crawl_gives_way_while_push_notifications_arrive(db, settings):
+    """The events endpoint marks that notifications are arriving; a crawl then waits before each
+    repository (at most ten times SYNC_CRAWL_YIELD_MS), so pushes become visible first (issue 17:
+    a crawl made the registry's notifications ~12 s late)."""
+    import time
+
+    from django.core.cache import cache
+
+    from repositories import reconcile as crawl
+    from repositories import sync
+
+    settings.SYNC_CRAWL_YIELD_MS = 20
+    started = time.monotonic()
+    crawl._give_way_to_pushes()
+    assert time.monotonic() - started < 0.02  # nothing arriving: no wait
+    sync.request_drain()  # what the events endpoint does for every notification
+    assert cache.get(sync.EVENTS_FLOWING_KEY)
+    started = time.monotonic()
+    crawl._give_way_to_pushes()
+    assert 0.2 <= time.monotonic() - started < 5  # ten waits, then the crawl goes on anyway
+    settings.SYNC_CRAWL_YIELD_MS = 0
+    started = time.monotonic()
+    crawl._give_way_to_pushes()
+    assert time.monotonic() - started < 0.02
