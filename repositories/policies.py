@@ -110,12 +110,16 @@ class Rule:
     tag_pattern: str
 
 
+def covering(rules, repository_name: str) -> list:
+    """The rules (immutable-tag or retention, rows or Rule tuples) whose repository pattern
+    covers this repository."""
+    return [rule for rule in rules if pattern_matches(rule.repository_pattern, repository_name)]
+
+
 def rules_for(namespace_name: str, repository_name: str) -> list[Rule]:
     """The immutable-tag rules that cover this repository (one small query: the front asks
     this for every manifest PUT)."""
-    return [
-        rule for rule in namespace_rules(namespace_name) if pattern_matches(rule.repository_pattern, repository_name)
-    ]
+    return covering(namespace_rules(namespace_name), repository_name)
 
 
 def namespace_rules(namespace_name: str) -> list[Rule]:
@@ -304,7 +308,7 @@ def _front_decision(request: FrontRequest, *, registry_has_tag=None, client_fact
     if not namespace_name:
         return None
     state = FRONT_STATE.namespace(namespace_name)
-    rules = [rule for rule in state.rules if pattern_matches(rule.repository_pattern, repository_name)]
+    rules = covering(state.rules, repository_name)
     quota = state.over_quota if request.method == "PUT" else None
     if not rules and not quota:
         return None  # the common case: nothing to say, no token to read

@@ -21,7 +21,6 @@ from accounts.models import Level, Membership, Namespace, Organization, Robot, T
 from audit import selectors as audit_selectors
 from portal.params import id_param, query_param
 from repositories import access, selectors, services
-from repositories.access import pattern_matches
 from repositories.forms import (
     DeleteRepositoryForm,
     DescriptionForm,
@@ -32,7 +31,7 @@ from repositories.forms import (
 )
 from repositories.markdown import render_markdown
 from repositories.models import DailyPulls, ImmutableTagRule, Repository, RepositoryGrant, RetentionRule
-from repositories.policies import TagImmutable, check_delete, immutable_tags
+from repositories.policies import TagImmutable, check_delete, covering, immutable_tags
 from repositories.registry.client import RegistryError
 from webhooks import services as webhook_services
 from webhooks.models import Webhook
@@ -461,17 +460,13 @@ def repository_settings(request: HttpRequest, namespace: str, name: str) -> Http
         delete_form=delete_form,
         grants=selectors.repository_grants(repository=repository),
         webhooks=Webhook.objects.filter(repository=repository).order_by("name"),
-        immutable_rules=[
-            rule
-            for rule in ImmutableTagRule.objects.filter(namespace=repository.namespace).order_by("pk")
-            if pattern_matches(rule.repository_pattern, repository.name)
-        ],
+        immutable_rules=covering(
+            ImmutableTagRule.objects.filter(namespace=repository.namespace).order_by("pk"), repository.name
+        ),
         retention_form=retention_form,
-        retention_rules=[
-            rule
-            for rule in RetentionRule.objects.filter(namespace=repository.namespace).order_by("pk")
-            if pattern_matches(rule.repository_pattern, repository.name)
-        ],
+        retention_rules=covering(
+            RetentionRule.objects.filter(namespace=repository.namespace).order_by("pk"), repository.name
+        ),
         holders=holders,
         sections=[
             ("descriptions", "Descriptions"),

@@ -429,13 +429,23 @@ def test_an_expiring_token_is_not_remembered_past_its_expiry(cast, settings):
     assert decision.until - time.monotonic() <= 1.0
 
 
-def test_sqlite_triggers_move_the_generation(tmp_path):
-    """The embedded database: the same triggers, checked on a fresh data directory."""
+def embedded(tmp_path):
+    """`manage.py …` on the embedded database (SQLite) of a fresh data directory."""
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
     env.update(DOCKYARD_DATA_DIR=str(tmp_path / "data"), DJANGO_SETTINGS_MODULE="portal.settings")
-    migrate = subprocess.run(
-        [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
-    )
+
+    def run(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "manage.py", *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
+
+    return run
+
+
+def test_sqlite_triggers_move_the_generation(tmp_path):
+    """The embedded database: the same triggers, checked on a fresh data directory."""
+    run = embedded(tmp_path)
+    migrate = run("migrate", "-v0")
     assert migrate.returncode == 0, migrate.stderr[-2000:]
     code = """
 from django.db import connection
@@ -466,14 +476,7 @@ step("revoke", lambda: PersonalAccessToken.objects.filter(pk=token.pk).update(re
 step("delete", lambda: PersonalAccessToken.objects.filter(pk=token.pk).delete())
 print("OK", len(moves))
 """
-    done = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", code],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run("shell", "-c", code)
     assert done.returncode == 0 and "OK 7" in done.stdout, done.stdout + done.stderr[-3000:]
 
 
@@ -538,14 +541,7 @@ def test_a_table_rebuild_takes_triggers_away_until_migrate_puts_them_back(tmp_pa
     """SQLite rebuilds a table for most schema changes (copy, DROP, rename), which drops its
     triggers: meanwhile the token server remembers nothing (current() is None), and the next
     `migrate` (post_migrate) puts them back."""
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
-    env.update(DOCKYARD_DATA_DIR=str(tmp_path / "data"), DJANGO_SETTINGS_MODULE="portal.settings")
-
-    def run(*argv: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "manage.py", *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
-        )
-
+    run = embedded(tmp_path)
     assert run("migrate", "-v0").returncode == 0
     rebuild = """
 import copy

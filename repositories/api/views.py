@@ -448,13 +448,19 @@ class AttachmentView(APIView):
 # --- trusted signing keys ----------------------------------------------------------------------
 
 
-def _managed_namespace(request: Request, namespace: str) -> Namespace:
+def _signed_in_for(request: Request, namespace: str) -> tuple[Namespace, access.Actor]:
+    """The namespace and who asks: 404 for no such namespace, 401 for nobody signed in."""
     found = Namespace.objects.filter(name=namespace).select_related("organization").first()
     actor = api_actor(request)
     if found is None:
         raise exceptions.NotFound("No such namespace.")
     if actor.is_anonymous:
         raise exceptions.NotAuthenticated()
+    return found, actor
+
+
+def _managed_namespace(request: Request, namespace: str) -> Namespace:
+    found, actor = _signed_in_for(request, namespace)
     if not access.may_manage_namespace(actor, found):
         raise exceptions.PermissionDenied(
             "A namespace's signing keys are for its admins (an organization's owners, a user for their own), "
@@ -526,12 +532,7 @@ def _policy_namespace(request: Request, namespace: str, repository: str | None =
     """The namespace, and whether the actor manages all of it (True) or only the one repository
     `repository` as its admin (False; access.may_manage_repository_policies). Otherwise 401, 403
     or 404."""
-    found = Namespace.objects.filter(name=namespace).select_related("organization").first()
-    actor = api_actor(request)
-    if found is None:
-        raise exceptions.NotFound("No such namespace.")
-    if actor.is_anonymous:
-        raise exceptions.NotAuthenticated()
+    found, actor = _signed_in_for(request, namespace)
     if access.may_manage_namespace(actor, found):
         return found, True
     if repository and access.may_manage_repository_policies(actor, found, repository):
@@ -541,9 +542,9 @@ def _policy_namespace(request: Request, namespace: str, repository: str | None =
 
 def _rules_for(rules, repository: str | None):
     """A namespace's rules, or those that cover one repository (`?repository=`)."""
-    from repositories.access import pattern_matches
+    from repositories.policies import covering
 
-    return [rule for rule in rules if not repository or pattern_matches(rule.repository_pattern, repository)]
+    return covering(rules, repository) if repository else list(rules)
 
 
 def _rule_data(rule) -> dict:
