@@ -302,7 +302,9 @@ def repository_delete(*, repository: Repository, actor) -> list[str]:
     holds in the portal. The digests come from the registry itself (a tag the portal never
     heard of is deleted too, so the repository does not come back at the next crawl). Returns
     the tags removed. Distribution has no API to drop the name itself: it stays in the catalog,
-    empty, until garbage collection."""
+    empty, until garbage collection. Raises policies.TagImmutable, deleting nothing, when the
+    repository holds an immutable tag (the registry's or the portal's)."""
+    from repositories import policies
     from repositories.models import Tag
     from repositories.registry import get_client
     from repositories.registry.client import RegistryNotFound
@@ -310,11 +312,16 @@ def repository_delete(*, repository: Repository, actor) -> list[str]:
 
     client = get_client()
     in_registry = client.tag_digests(repository.full_name)
+    # An immutable tag is never deleted, by a tag delete or with its whole repository.
+    known = set(Tag.objects.filter(repository=repository).values_list("name", flat=True))
+    policies.check_delete(
+        namespace_name=repository.namespace.name, repository_name=repository.name, tags=sorted(known | set(in_registry))
+    )
     for digest in sorted(set(in_registry.values())):
         with contextlib.suppress(RegistryNotFound):
             client.delete_manifest(repository.full_name, digest)
     deleted_at = timezone.now()
-    tags = sorted(set(Tag.objects.filter(repository=repository).values_list("name", flat=True)) | set(in_registry))
+    tags = sorted(known | set(in_registry))
     with transaction.atomic():
         audit_record(
             action="repository.delete",

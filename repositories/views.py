@@ -435,6 +435,8 @@ def repository_settings(request: HttpRequest, namespace: str, name: str) -> Http
     elif action == "delete" and delete_form.is_valid():
         try:
             services.repository_delete(repository=repository, actor=request.user)
+        except TagImmutable as exc:
+            return done("delete", f"Nothing was deleted: {exc}.", messages.ERROR)
         except RegistryError:
             return done(
                 "delete", "The registry could not be reached; nothing was deleted. Try again later.", messages.ERROR

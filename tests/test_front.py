@@ -269,3 +269,23 @@ def test_nginx_keeps_upload_starts_it_may_and_no_credential(front, registry, liv
         assert b"POST /v2/alice/kept/blobs/uploads/" in body  # the key: the method and the URI
         assert b"Bearer" not in body and b"Basic" not in body and b"Authorization" not in body
         assert b"X-Dockyard-Denied" not in body  # never a refusal
+
+
+def test_a_repository_with_an_immutable_tag_cannot_be_deleted(front, registry, live_server, alice, tmp_path, client):
+    """Found by a README-only attack (helper-8): deleting the whole repository removed its
+    immutable tags, and the tag could then be pushed again with other content."""
+    from repositories.registry import get_client
+
+    api = APIClient()
+    api.force_login(alice)
+    assert api.post("/api/v1/namespaces/alice/immutable-tags/", {"pattern": "v*"}, format="json").status_code == 201
+    image, done = pushed(tmp_path, front, "alice/keep:v1", "kept for ever", name="keep")
+    assert done.returncode == 0, done.stderr
+    process_events(registry)
+    refused = api.delete("/api/v1/repositories/alice/keep/")
+    assert refused.status_code == 403 and "immutable (rule v*)" in refused.json()["detail"]
+    client.force_login(alice)
+    page = client.post("/r/alice/keep/-/settings/", {"action": "delete", "confirm": "alice/keep"}, follow=True)
+    assert b"Nothing was deleted" in page.content
+    assert get_client().head_manifest("alice/keep", "v1").digest == image.top.digest  # still there
+    assert Tag.objects.filter(repository__full_name="alice/keep", name="v1").exists()

@@ -156,7 +156,11 @@ class RepositoryDetailView(APIView):
     @extend_schema(responses={200: inline_serializer("RepositoryDeleted", {"deleted_tags": serializers.ListField()})})
     def delete(self, request: Request, namespace: str, name: str) -> Response:
         repository = _repository(request, namespace, name, Level.ADMIN)
-        return Response({"deleted_tags": services.repository_delete(repository=repository, actor=request.user)})
+        try:
+            deleted = services.repository_delete(repository=repository, actor=request.user)
+        except TagImmutable as exc:
+            raise exceptions.PermissionDenied(f"Nothing was deleted: {exc}.") from None
+        return Response({"deleted_tags": deleted})
 
 
 class TagListView(generics.ListAPIView):
