@@ -242,6 +242,11 @@ REST_FRAMEWORK = {
         "user": os.getenv("API_THROTTLE_USER", "1200/min"),
     },
     "DEFAULT_PAGINATION_CLASS": "portal.pagination.Pagination",
+    "DEFAULT_PARSER_CLASSES": [
+        "portal.pagination.JSONParser",  # DRF's, with too-deep nesting a 400
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "portal.pagination.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

@@ -199,3 +199,25 @@ def test_the_first_push_refusal_reads_as_written(world):
     assert policies.front_decision(put, registry_has_tag=lambda *_: False) is None
     second = policies.front_decision(put, registry_has_tag=lambda *_: False)
     assert second is not None and "under way_" not in second, second
+
+
+@pytest.mark.parametrize(
+    ("actor_name", "method", "path"),
+    [
+        ("anonymous", "post", "/api/v1/orgs/"),
+        ("anonymous", "post", "/api/v1/namespaces/acme/immutable-tags/"),
+        ("org owner", "post", RETENTION),
+        ("org owner", "put", "/api/v1/namespaces/acme/storage/"),
+        ("org owner", "post", "/api/v1/access-tokens/"),
+        ("org owner", "patch", "/api/v1/repositories/acme/priv-app/"),
+    ],
+)
+def test_json_nested_too_deeply_is_a_400_everywhere(world, actor_name, method, path):
+    """Found by a README-only attack (helper-8): 1,000 nested arrays made Python's JSON decoder
+    raise RecursionError, a 500 on every API endpoint, signed in or not."""
+    client = api_client_for(world, actor_name)
+    client.raise_request_exception = False
+    body = '{"a":' + "[" * 5000 + "]" * 5000 + "}"
+    answer = getattr(client, method)(path, data=body, content_type="application/json")
+    assert answer.status_code == 400, (path, answer.status_code)
+    assert "nested too deeply" in answer.json()["detail"]

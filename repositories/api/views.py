@@ -467,7 +467,8 @@ def _managed_namespace(request: Request, namespace: str) -> Namespace:
     found, actor = _signed_in_for(request, namespace)
     if not access.may_manage_namespace(actor, found):
         raise exceptions.PermissionDenied(
-            "A namespace's signing keys are for its admins (an organization's owners, a user for their own), "
+            "A namespace's settings (signing keys, storage, retention runs) are for its admins (an organization's "
+            "owners, a user for their own), "
             "signed in or with a token of scope delete that reaches the namespace."
         )
     return found
