@@ -184,7 +184,11 @@ class RetentionRuleForm(forms.Form):
         label="Keep those pulled within (days)", required=False, min_value=0, max_value=36_500
     )
     untagged = forms.BooleanField(label="Also remove untagged manifests", required=False)
-    protect_immutable = forms.BooleanField(label="Never remove immutable tags", required=False, initial=True)
+    protect_immutable = forms.BooleanField(
+        label="Never remove immutable tags (they are always kept: an immutable tag cannot be deleted)",
+        required=False,
+        initial=True,
+    )
     protect_verified = forms.BooleanField(
         label="Never remove tags verified by a trusted key", required=False, initial=True
     )

@@ -112,7 +112,9 @@ class Plan:
 
 
 def _keeps(rule: RetentionRule, tag: Tag, rank: int, now: dt.datetime, immutable: bool) -> bool:
-    if rule.protect_immutable and immutable:
+    if immutable:
+        # Always, whatever protect_immutable says: an immutable tag is never deleted (the delete
+        # itself refuses it), so a preview that let it go would not be what the run does.
         return True
     if rule.protect_verified and tag.manifest.signature_status == "verified":
         return True

@@ -221,3 +221,22 @@ def test_json_nested_too_deeply_is_a_400_everywhere(world, actor_name, method, p
     answer = getattr(client, method)(path, data=body, content_type="application/json")
     assert answer.status_code == 400, (path, answer.status_code)
     assert "nested too deeply" in answer.json()["detail"]
+
+
+def test_retention_never_plans_to_remove_an_immutable_tag(world):
+    """Found by a README-only attack (helper-8): with protect_immutable off, the preview listed
+    immutable tags that the run then kept (the delete refuses them): the preview was not the
+    run. Immutable tags are always kept now."""
+    from accounts.models import Namespace
+    from repositories import retention
+    from repositories.models import Manifest, Tag
+
+    repo = world.repos["acme/priv-app"]
+    for name in ("v1", "pr-1"):
+        manifest = Manifest.objects.create(repository=repo, digest="sha256:" + name.encode().hex().ljust(64, "0"))
+        Tag.objects.create(repository=repo, name=name, manifest=manifest)
+    acme = Namespace.objects.get(name="acme")
+    ImmutableTagRule.objects.create(namespace=acme, tag_pattern="v*")
+    RetentionRule.objects.create(namespace=acme, keep_most_recent=0, protect_immutable=False, protect_verified=False)
+    found = retention.plan(acme)
+    assert found.remove_tags["priv-app"] == {"pr-1"}
