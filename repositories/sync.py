@@ -423,12 +423,27 @@ def drain_pending(client: RegistryClient | None = None, *, batch: int = BACKLOG_
     while True:
         events = _take_batch(batch, exclude=held_back)
         if not events:
+            if held_back:
+                _drain_again_later(held_back)
             return applied
         for pk, status in _process(events, client, strict=False).items():
             if status == "left pending":
                 held_back.add(pk)
             elif status == Status.PROCESSED:
                 applied += 1
+
+
+def _drain_again_later(held_back: set[int]) -> None:
+    """Events the registry could not serve just now are tried again by a later drain, backing
+    off with their tries (2, 4 … 60 s), instead of waiting for the minute's sweep; after
+    MAX_ATTEMPTS tries they are kept as failed."""
+    from repositories.tasks import drain_registry_events
+
+    tries = max(RegistryEvent.objects.filter(pk__in=held_back).values_list("attempts", flat=True), default=1)
+    try:
+        drain_registry_events.apply_async(countdown=min(60, 2 ** max(1, tries)))
+    except Exception:
+        log.warning("could not enqueue a later drain; the events stay pending for the sweep", exc_info=True)
 
 
 def _take_batch(size: int, *, exclude: set[int]) -> list[RegistryEvent]:

@@ -177,3 +177,22 @@ def test_sweep_enqueues_only_old_pending_events(db, client, monkeypatch):
     RegistryEvent.objects.filter(pk=old.pk).update(received_at=T0)
     assert sync.sweep_pending_events() == 1
     assert enqueued == [old.pk]
+
+
+def test_a_drain_that_the_registry_could_not_serve_asks_for_another_later(client, two_images, settings, redis_server):
+    """Without this the event waited for the minute's sweep (and in a test, forever)."""
+    import redis
+
+    deliver(client, event("push", "alice/ordered", two_images["a"], tag="v1"))
+    row = RegistryEvent.objects.get()
+    queue = redis.Redis.from_url(redis_server.url)
+    queue.delete("celery")  # the endpoint's own drain request: this test drains by hand
+    settings.REGISTRY_URL = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    assert sync.drain_pending() == 0
+    row.refresh_from_db()
+    assert (row.status, row.attempts) == ("pending", 1)
+    queued = [json.loads(message) for message in queue.lrange("celery", 0, -1)]
+    drains = [m["headers"] for m in queued if m["headers"]["task"] == "repositories.tasks.drain_registry_events"]
+    assert len(drains) == 1 and drains[0]["eta"], queued  # later, not at once
+    eta = dt.datetime.fromisoformat(drains[0]["eta"])
+    assert dt.timedelta(seconds=1) < eta - dt.datetime.now(dt.UTC) <= dt.timedelta(seconds=3)
