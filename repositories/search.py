@@ -21,19 +21,27 @@ def search_repositories(qs: QuerySet, query: str) -> QuerySet:
         return qs.annotate(rank=Value(0.0, output_field=FloatField()))
     if connection.vendor == "postgresql":
         tsquery = "plainto_tsquery('simple'::regconfig, %s)"
-        like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        # Names are lowercase by the grammar (a database constraint), so a case-sensitive test
+        # against the lowercased query finds what ILIKE found, for less: LIKE is what the trigram
+        # index rechecks on every candidate, and strpos() is cheaper again where no index helps.
+        lowered = query.lower()
+        like = "%" + lowered.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         matches = RawSQL(  # noqa: S611 - constant SQL; the user's query goes in as parameters
-            f'(({SEARCH_VECTOR}) @@ {tsquery} OR "repositories_repository".full_name ILIKE %s)',
+            f'(({SEARCH_VECTOR}) @@ {tsquery} OR "repositories_repository".full_name LIKE %s)',
             (query, like),
             output_field=BooleanField(),
         )
-        # The name's trigram similarity counts where the name contains what was typed (a partial
-        # name: "gres" finds postgres); elsewhere it is left out (0), which spares computing it
-        # for every description-only match of a broad query.
+        # Where the name contains what was typed (a partial name: "gres" finds postgres), the
+        # share of the name's trigrams that the query's can cover counts too: shorter names
+        # first. It is pg_trgm's similarity() whenever every trigram of the query is in the name
+        # (the query is whole words of it), and at most a little above it otherwise; the
+        # name's count is stored (migration 0021), so this is a division, not a trigram set
+        # per name. Description-only matches get 0.
         rank = RawSQL(  # noqa: S611 - as above
-            f'ts_rank(({SEARCH_VECTOR}), {tsquery}) + CASE WHEN "repositories_repository".full_name ILIKE %s '
-            'THEN similarity("repositories_repository".full_name, %s) ELSE 0 END',
-            (query, like, query),
+            f'ts_rank(({SEARCH_VECTOR}), {tsquery}) + CASE WHEN strpos("repositories_repository".full_name, %s) > 0 '
+            'THEN least(1.0, cardinality(show_trgm(%s))::real / greatest(1, "repositories_repository".name_trigrams)) '
+            "ELSE 0 END",
+            (query, lowered, query),
             output_field=FloatField(),
         )
         return qs.filter(matches).annotate(rank=rank)

@@ -196,6 +196,34 @@ def test_create_repository_validates(world):
     assert client.post("/api/v1/repositories/acme/", {"name": "team/new-app"}, format="json").status_code == 400
 
 
+def test_a_names_bonus_is_its_trigram_similarity_for_whole_words_and_shorter_names_come_first(world):
+    """The bonus is computed from the name's stored trigram count (migration 0021); for a query
+    that is whole words of the name it equals pg_trgm's similarity(), which it replaced."""
+    from django.db.models import FloatField
+    from django.db.models.expressions import RawSQL
+
+    from repositories.search import search_repositories
+
+    acme = Namespace.objects.get(name="acme")
+    for name in ["nginx", "nginx-proxy-extra", "my-nginx-sidecar-builder", "web/nginx.conf"]:
+        Repository.objects.create(namespace=acme, name=name, visibility=Visibility.PUBLIC)
+    results = [r["full_name"] for r in APIClient().get("/api/v1/repositories/?q=nginx").json()["results"]]
+    assert results == ["acme/nginx", "acme/web/nginx.conf", "acme/nginx-proxy-extra", "acme/my-nginx-sidecar-builder"]
+    for query in ["nginx", "nginx-proxy", "sidecar-builder", "acme/nginx"]:
+        expected = RawSQL(
+            "ts_rank(search_vector, plainto_tsquery('simple'::regconfig, %s)) + similarity(full_name, %s)",
+            (query, query),
+            output_field=FloatField(),
+        )
+        ranks = list(
+            search_repositories(Repository.objects.all(), query)
+            .filter(full_name__contains=query)
+            .annotate(expected=expected)
+            .values_list("full_name", "rank", "expected")
+        )
+        assert ranks and all(abs(rank - want) < 1e-6 for _, rank, want in ranks), ranks
+
+
 def test_docker_search_shape(world):
     body = APIClient().get("/v1/search?q=app&n=1").json()
     assert set(body) == {"num_pages", "num_results", "page", "page_size", "query", "results"}
