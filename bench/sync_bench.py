@@ -30,6 +30,7 @@ import argparse
 import gzip
 import hashlib
 import io
+import itertools
 import json
 import math
 import os
@@ -37,6 +38,7 @@ import statistics
 import sys
 import tarfile
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -491,6 +493,20 @@ def run_burst(*, pusher_for, names: list[str], args, during=None) -> dict:
     print(
         f"burst: delivery p50 {statistics.median(delivered):.3f} s p95 {p95(delivered, n=20)[18]:.3f} s; "
         f"worker p50 {statistics.median(processed):.3f} s p95 {p95(processed, n=20)[18]:.3f} s"
+    )
+    # The registry sends its notifications one at a time: how many came, and how far apart.
+    arrivals = sorted(
+        RegistryEvent.objects.filter(received_at__gte=min(r for _, r, _ in rows)).values_list("received_at", flat=True)
+    )
+    gaps = sorted((b - a).total_seconds() * 1000 for a, b in itertools.pairwise(arrivals))
+
+    by_kind = Counter(
+        f"{action} {'by tag' if tag else 'by digest'}"
+        for action, tag in RegistryEvent.objects.filter(received_at__gte=arrivals[0]).values_list("action", "tag")
+    )
+    print(
+        f"burst: {len(arrivals)} notifications stored over {(arrivals[-1] - arrivals[0]).total_seconds():.1f} s; "
+        f"gap between two p50 {statistics.median(gaps):.1f} ms p95 {p95(gaps, n=20)[18]:.1f} ms; {dict(by_kind)}"
     )
     return {
         "push_s": push_s,

@@ -367,6 +367,8 @@ def events_view(request: HttpRequest) -> JsonResponse:
         sample = (body or request.read(4096))[:4096].decode("utf-8", "replace")
         parsed = [parse_event({"envelope": sample, "error": str(exc)})]
         parsed[0].problem = str(exc)
+    if not sync.needs_storing(parsed):
+        return JsonResponse({"stored": 0})
     try:
         stored = _store(parsed)
     except DatabaseError as exc:

@@ -97,6 +97,10 @@ def events_store(parsed: list[ParsedEvent], *, received_at: dt.datetime | None =
     received_at = received_at or timezone.now()
     stored = Stored()
     for event in parsed:
+        if event.instance_id and event.instance_id not in _known_instances:
+            stored.new_instance |= _record_instance(event)
+        if is_own_read(event):
+            continue  # nothing to learn, nothing to keep (see is_own_read)
         if event.timestamp is not None and event.timestamp > received_at:
             event.timestamp = received_at
         status = Status.QUARANTINED if event.problem else Status.PENDING
@@ -131,9 +135,21 @@ def events_store(parsed: list[ParsedEvent], *, received_at: dt.datetime | None =
             status = Status.QUARANTINED
         if created and status == Status.PENDING and row is not None:
             stored.new_ids.append(row.pk)
-        if event.instance_id and event.instance_id not in _known_instances:
-            stored.new_instance |= _record_instance(event)
     return stored
+
+
+def is_own_read(event: ParsedEvent) -> bool:
+    """The registry reports every manifest the portal itself reads (each push's event
+    processing fetches one or more; a crawl reads every tag). They are no one's pull and carry
+    nothing to apply, and in a burst they were more than half of the registry's notifications,
+    which it sends one at a time: they are acknowledged without being stored."""
+    return event.action == "pull" and not event.problem and event.actor == settings.SYSTEM_IDENTITY
+
+
+def needs_storing(parsed: list[ParsedEvent]) -> bool:
+    """Whether an envelope holds anything to store (or a registry instance not seen yet): an
+    envelope of the portal's own reads alone is answered without a database transaction."""
+    return any(not is_own_read(e) or (e.instance_id and e.instance_id not in _known_instances) for e in parsed)
 
 
 def _quarantine(event: ParsedEvent, problem: str, received_at: dt.datetime) -> bool:
@@ -226,43 +242,53 @@ def _process(events: list[RegistryEvent], client: RegistryClient, *, strict: boo
                 pushes.append(event)
         except EventProcessingError as exc:
             prepared[event.pk] = exc
-    if pushes:
-        with ThreadPoolExecutor(max_workers=min(FETCH_CONCURRENCY, len(pushes))) as pool:
-            done = pool.map(lambda e: _fetch_push(e, prepared[e.pk], client), pushes)
-            for event, result in zip(pushes, done, strict=True):
-                prepared[event.pk] = result
-    for event in events:
-        _let_the_endpoint_in()
-        try:
-            statuses[event.pk] = _apply_once_more_on_a_race(event, prepared.get(event.pk))
-        except (IntegrityError, DataError) as exc:
-            # Twice refused by a constraint: the event itself cannot be stored, another try
-            # will not change that.
-            log.warning("registry event %s cannot be applied: %s", event.pk, exc)
-            registry_event_mark(
-                event.pk, status=Status.QUARANTINED, error=f"cannot be stored: {exc.__class__.__name__}: {exc}"
-            )
-            statuses[event.pk] = Status.QUARANTINED
-        except EventGone as exc:
-            registry_event_mark(event.pk, status=Status.IGNORED, error=str(exc))
-            statuses[event.pk] = Status.IGNORED
-        except EventProcessingError as exc:
-            registry_event_mark(event.pk, status=Status.FAILED, error=str(exc))
-            statuses[event.pk] = Status.FAILED
-        except (RegistryError, DatabaseError) as exc:
-            if event.pk == first or (not strict and isinstance(exc, DatabaseError)):
-                raise
-            statuses[event.pk] = "left pending"
-            if not strict:
-                _count_try(event, exc)
-        except Exception as exc:
-            # Anything else is about this event alone (what a pusher can put in a manifest is
-            # endless): it is kept as failed, with the error, and the batch goes on. One bad
-            # push must never stop everyone else's.
-            log.exception("registry event %s failed", event.pk)
-            registry_event_mark(event.pk, status=Status.FAILED, error=f"{exc.__class__.__name__}: {exc}"[:2000])
-            statuses[event.pk] = Status.FAILED
+    # The registry reads run in parallel, and each event is applied, in order, as soon as its
+    # own reads are done: the first of a batch no longer waits for the last one's.
+    pool = ThreadPoolExecutor(max_workers=min(FETCH_CONCURRENCY, len(pushes))) if pushes else None
+    fetching = {e.pk: pool.submit(_fetch_push, e, prepared[e.pk], client) for e in pushes} if pool else {}
+    try:
+        for event in events:
+            if event.pk in fetching:
+                prepared[event.pk] = fetching[event.pk].result()
+            _let_the_endpoint_in()
+            statuses[event.pk] = _apply_settled(event, prepared.get(event.pk), first=first, strict=strict)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     return statuses
+
+
+def _apply_settled(event: RegistryEvent, prepared, *, first: int | None, strict: bool) -> str:
+    """Apply one event and settle its status, whatever happens (see _process)."""
+    try:
+        return _apply_once_more_on_a_race(event, prepared)
+    except (IntegrityError, DataError) as exc:
+        # Twice refused by a constraint: the event itself cannot be stored, another try will
+        # not change that.
+        log.warning("registry event %s cannot be applied: %s", event.pk, exc)
+        registry_event_mark(
+            event.pk, status=Status.QUARANTINED, error=f"cannot be stored: {exc.__class__.__name__}: {exc}"
+        )
+        return Status.QUARANTINED
+    except EventGone as exc:
+        registry_event_mark(event.pk, status=Status.IGNORED, error=str(exc))
+        return Status.IGNORED
+    except EventProcessingError as exc:
+        registry_event_mark(event.pk, status=Status.FAILED, error=str(exc))
+        return Status.FAILED
+    except (RegistryError, DatabaseError) as exc:
+        if event.pk == first or (not strict and isinstance(exc, DatabaseError)):
+            raise
+        if not strict:
+            _count_try(event, exc)
+        return "left pending"
+    except Exception as exc:
+        # Anything else is about this event alone (what a pusher can put in a manifest is
+        # endless): it is kept as failed, with the error, and the batch goes on. One bad push
+        # must never stop everyone else's.
+        log.exception("registry event %s failed", event.pk)
+        registry_event_mark(event.pk, status=Status.FAILED, error=f"{exc.__class__.__name__}: {exc}"[:2000])
+        return Status.FAILED
 
 
 def _count_try(event: RegistryEvent, exc: Exception) -> None:

@@ -100,9 +100,25 @@ def test_pulls_are_queued_but_heads_blobs_and_the_portals_own_reads_are_not(clie
     response = post(client, envelope(pull, head, own_read, blob))
     assert response.json() == {"stored": 1}
     statuses = dict(RegistryEvent.objects.values_list("event_id", "status"))
-    assert statuses == {
+    assert statuses == {  # the portal's own read is acknowledged and not even stored
         pull["id"]: RegistryEvent.Status.PENDING,
         head["id"]: RegistryEvent.Status.IGNORED,
-        own_read["id"]: RegistryEvent.Status.IGNORED,
         blob["id"]: RegistryEvent.Status.IGNORED,
     }
+
+
+def test_an_envelope_of_the_portals_own_reads_is_answered_without_the_database(client, settings):
+    """Each push's processing makes the registry report the manifests the portal read; in a
+    burst they were most of the notifications the registry sends one at a time."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    reads = [pull_event() for _ in range(3)]
+    for read in reads:
+        read["actor"] = {"name": settings.SYSTEM_IDENTITY}
+    post(client, envelope(pull_event()))  # the registry instance is known from here on
+    with CaptureQueriesContext(connection) as queries:
+        response = post(client, envelope(*reads))
+    assert response.status_code == 200 and response.json() == {"stored": 0}
+    assert len(queries) == 0, [q["sql"] for q in queries]
+    assert not RegistryEvent.objects.filter(event_id__in=[r["id"] for r in reads]).exists()
