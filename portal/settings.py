@@ -225,7 +225,22 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Webhook deliveries wait on other people's servers (up to WEBHOOK_TIMEOUT each, retried): they
 # have their own queue and worker, so a slow receiver never delays the sync's own tasks.
-CELERY_TASK_ROUTES = {"webhooks.tasks.deliver_webhook": {"queue": "webhooks"}}
+# Three queues, each with its own worker (Procfile, compose): "celery" applies the registry's
+# events (push-to-visible); "webhooks" delivers (a slow receiver waits there); "maintenance"
+# runs the long background work (a full crawl, garbage collection with its write hold,
+# retention, storage totals, pruning), which on the events' worker held one of its processes
+# for the whole run while pushes waited.
+MAINTENANCE_TASKS = [
+    "repositories.tasks.reconcile_registry",
+    "repositories.tasks.registry_gc",
+    "repositories.tasks.retention_run_all",
+    "repositories.tasks.storage_refresh_all",
+    "repositories.tasks.prune",
+]
+CELERY_TASK_ROUTES = {
+    "webhooks.tasks.deliver_webhook": {"queue": "webhooks"},
+    **{name: {"queue": "maintenance"} for name in MAINTENANCE_TASKS},
+}
 
 
 REST_FRAMEWORK = {

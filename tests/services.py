@@ -206,7 +206,7 @@ def celery_worker(*, env: dict[str, str], log_dir: Path, name: str = "worker", p
         # Tasks queued by earlier tests name rows that are gone; start from an empty queue.
         import redis
 
-        redis.Redis.from_url(env["REDIS_URL"]).delete("celery", "webhooks")
+        redis.Redis.from_url(env["REDIS_URL"]).delete("celery", "webhooks", "maintenance")
     return Process(
         name,
         [
@@ -217,7 +217,7 @@ def celery_worker(*, env: dict[str, str], log_dir: Path, name: str = "worker", p
             "portal",
             "worker",
             "--pool=solo",
-            "--queues=celery,webhooks",  # production runs a worker for each (Procfile)
+            "--queues=celery,webhooks,maintenance",  # production runs a worker for each (Procfile)
             "--loglevel=INFO",
             "--without-heartbeat",
             "--without-mingle",

@@ -9,7 +9,7 @@ from tests.services import ROOT
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 ENV_EXAMPLE = (ROOT / ".env.example").read_text()
-LONG_RUNNING = {"postgres", "redis", "registry", "web", "worker", "webhooks", "beat", "nginx"}
+LONG_RUNNING = {"postgres", "redis", "registry", "web", "worker", "maintenance", "webhooks", "beat", "nginx"}
 
 
 def test_every_service_and_dependency_exists():
@@ -79,5 +79,5 @@ def test_the_example_environment_names_every_setting():
 
 
 def test_portal_services_read_the_env_file():
-    for name in ("web", "worker", "webhooks", "beat", "init"):
+    for name in ("web", "worker", "maintenance", "webhooks", "beat", "init"):
         assert COMPOSE["services"][name]["env_file"] == [{"path": ".env", "required": False}], name

@@ -132,8 +132,10 @@ def test_make_run_serves_like_production_and_outlives_a_crash(stack):
     push_sample(stack, "first")
     services.wait_until(lambda: "first" in tags(), timeout=60, what="the first push in the portal")
 
-    # Webhook deliveries have a worker of their own (a slow receiver never delays the sync).
+    # Webhook deliveries have a worker of their own (a slow receiver never delays the sync), and
+    # so has the long background work (a crawl never holds a process the events wait for).
     assert main_process(stack["pid"], r"^\S*python\S* \S*celery -A portal worker .*--queues=webhooks\b")
+    assert main_process(stack["pid"], r"^\S*python\S* \S*celery -A portal worker .*--queues=maintenance\b")
     # The worker and the registry die hard; each is started again, the rest keeps running.
     # (Patterns anchored at the program: the restart loop's own command line names it too.)
     for pattern in (r"^\S*python\S* \S*celery -A portal worker .*--queues=celery\b", r"^docker-registry serve"):
