@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from django import forms
 
 from accounts import credentials
@@ -56,3 +57,79 @@ class AccountAdapter(DefaultAccountAdapter):
         with contextlib.suppress(credentials.Throttled):
             credentials.record_failure(_login_name(given), client_address(request), WEB_SURFACE)
         super().authentication_failed(request, **given)
+
+
+# --- company sign-in through OpenID Connect (README, "Company sign-in") ------------------------
+
+
+def _oidc_settings(provider_id: str) -> dict:
+    from django.conf import settings
+
+    return next((p for p in settings.OIDC_PROVIDERS if p["id"] == provider_id), {})
+
+
+def _claims(sociallogin) -> dict:
+    """The provider's claims: the ID token's, with userinfo's on top (it has more)."""
+    data = sociallogin.account.extra_data or {}
+    if "userinfo" in data or "id_token" in data:
+        return {**(data.get("id_token") or {}), **(data.get("userinfo") or {})}
+    return data
+
+
+def _groups(sociallogin) -> list[str]:
+    claim = _oidc_settings(sociallogin.account.provider).get("groups_claim", "groups")
+    value = _claims(sociallogin).get(claim) or []
+    if isinstance(value, str):
+        value = [value]
+    return [str(g) for g in value if isinstance(g, str | int)][:1000] if isinstance(value, list) else []
+
+
+class SocialAccountAdapter(DefaultSocialAccountAdapter):
+    """A person from a configured OpenID Connect provider: their account is made at the first
+    sign-in (username from the configured claim, made a free namespace name), their e-mail kept
+    only when the provider says it is verified, no password here, and their teams follow their
+    groups at every sign-in. An account is found again by the provider's subject, never by name
+    or e-mail: a local account is never taken over."""
+
+    def is_open_for_signup(self, request, sociallogin) -> bool:
+        return True  # the provider decides who may sign in; ACCOUNT signups are for local accounts
+
+    def is_auto_signup_allowed(self, request, sociallogin) -> bool:
+        return True
+
+    def populate_user(self, request, sociallogin, data):
+        from accounts.directory import username_available, username_from_claim
+
+        user = super().populate_user(request, sociallogin, data)
+        claims = _claims(sociallogin)
+        claim = _oidc_settings(sociallogin.account.provider).get("username_claim", "preferred_username")
+        wanted = claims.get(claim) or claims.get("preferred_username") or claims.get("email") or claims.get("sub")
+        user.username = username_available(username_from_claim(str(wanted)))
+        verified = [e for e in sociallogin.email_addresses if e.verified]
+        user.email = verified[0].email if verified else ""
+        sociallogin.email_addresses = verified  # an unverified address is not kept at all
+        user.full_name = str(claims.get("name") or "")[:150]
+        return user
+
+    def save_user(self, request, sociallogin, form=None):
+        from accounts.directory import groups_sync, oidc_source
+
+        user = sociallogin.user
+        user.directory = oidc_source(sociallogin.account.provider)
+        user.set_unusable_password()
+        user = super().save_user(request, sociallogin, form=form)
+        user_namespace_ensure(user=user)
+        groups_sync(user=user, source=user.directory, groups=_groups(sociallogin))
+        return user
+
+    def pre_social_login(self, request, sociallogin) -> None:
+        """Every sign-in of a known person: their teams follow their groups as sent now."""
+        from accounts.directory import groups_sync, oidc_source
+
+        super().pre_social_login(request, sociallogin)
+        if sociallogin.is_existing:
+            groups_sync(
+                user=sociallogin.user,
+                source=oidc_source(sociallogin.account.provider),
+                groups=_groups(sociallogin),
+            )

@@ -4,6 +4,7 @@ from django.contrib.auth.admin import UserAdmin
 from accounts import services
 from accounts.credentials import ROBOT_MARK, new_secret
 from accounts.models import (
+    GroupMapping,
     Membership,
     Namespace,
     Organization,
@@ -110,6 +111,18 @@ class TeamAdmin(AuditedAdmin, admin.ModelAdmin):
     list_select_related = ("organization",)
     search_fields = ("name", "organization__name")
     inlines = [TeamMembershipInline, TeamGrantInline, TeamRuleInline]
+
+
+@admin.register(GroupMapping)
+class GroupMappingAdmin(AuditedAdmin, admin.ModelAdmin):
+    """Groups of an identity provider (or LDAP group DNs) that make their members members of a
+    team, or owners of an organization, at every sign-in and by the periodic check."""
+
+    list_display = ("source", "group", "organization", "team", "owner", "created_at")
+    list_filter = ("source", "owner")
+    list_select_related = ("organization", "team")
+    search_fields = ("group", "organization__name", "team__name")
+    raw_id_fields = ("organization", "team")
 
 
 @admin.register(TeamMembership)

@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from accounts import throttle
 from accounts.actors import Actor, Via, actor_for_robot, actor_for_token
+from accounts.backends import password_sign_in_allowed
 from accounts.models import PersonalAccessToken, RefreshToken, Robot, User
 from audit.services import audit_record
 
@@ -92,12 +93,24 @@ TWO_FACTOR_MESSAGE = (
 )
 
 
-class PasswordRefused(Exception):
-    """The password was right, but this account has two-factor authentication: outside the
-    browser only a personal access token will do. The message says so."""
+COMPANY_ACCOUNT_MESSAGE = (
+    "this account signs in through your company's sign-in ({directory}) and has no password here. "
+    "Sign in with a personal access token instead (create one at /settings/tokens/)."
+)
+PASSWORD_SIGN_IN_OFF_MESSAGE = (
+    "password sign-in is for staff only on this portal. "
+    "Sign in with a personal access token instead (create one at /settings/tokens/)."
+)
 
-    def __init__(self) -> None:
-        super().__init__(TWO_FACTOR_MESSAGE)
+
+class PasswordRefused(Exception):
+    """A password cannot be used here, and the message says why and what will do: the account
+    has two-factor authentication (the password was right; outside the browser only a personal
+    access token will do), or it is a company account (LDAP, single sign-on) with no password
+    here, or password sign-in is for staff only (PASSWORD_SIGN_IN)."""
+
+    def __init__(self, message: str = TWO_FACTOR_MESSAGE) -> None:
+        super().__init__(message)
 
 
 def has_two_factor(user: User) -> bool:
@@ -135,6 +148,11 @@ def authenticate_credentials(
         actor = _token(username.lower(), secret)
     else:
         user = _password(username.lower(), secret, address)
+        if user is None:
+            _refuse_password_of_company_account(username.lower(), address, surface)
+        elif not password_sign_in_allowed(user):
+            record_failure(username, address, surface)
+            raise PasswordRefused(PASSWORD_SIGN_IN_OFF_MESSAGE)
         actor = Actor(kind="user", user=user, via=Via.PASSWORD) if user is not None else None
         if user is not None and has_two_factor(user):
             audit_record(
@@ -147,6 +165,17 @@ def authenticate_credentials(
     if actor is None:
         record_failure(username, address, surface)
     return actor
+
+
+def _refuse_password_of_company_account(username: str, address: str | None, surface: str) -> None:
+    """A password for a company account (which has none here) gets an answer that says what
+    will do (usernames are public: they are namespaces, so this tells nothing new). Looked up
+    only after the password check failed: the right-password path costs nothing more."""
+    directory = next(iter(User.objects.filter(username=username).values_list("directory", flat=True)[:1]), "")
+    if not directory:
+        return
+    record_failure(username, address, surface)  # counted like a wrong password: no free guesses
+    raise PasswordRefused(COMPANY_ACCOUNT_MESSAGE.format(directory="LDAP" if directory == "ldap" else "single sign-on"))
 
 
 def check_throttle(username: str, address: str | None) -> int | None:

@@ -43,6 +43,9 @@ class User(AbstractUser):
     bio = models.CharField(max_length=300, blank=True)
     company = models.CharField(max_length=150, blank=True)
     location = models.CharField(max_length=150, blank=True)
+    # Where the account comes from: "" (made here, with a password), "ldap", or "oidc:<provider
+    # id>". Company accounts sign in through their directory and have no password here.
+    directory = models.CharField(max_length=100, blank=True, default="", db_index=True)
 
     class Meta:
         constraints = [
@@ -119,6 +122,9 @@ class Membership(models.Model):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=8, choices=Role.choices, default=Role.MEMBER)
     created_at = models.DateTimeField(default=timezone.now)
+    # Made by a group mapping (accounts/directory.py): it goes when the person's groups no
+    # longer give it. A membership made by hand is never removed by a sync.
+    managed = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
@@ -157,6 +163,46 @@ class TeamMembership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.team}"
+
+
+class GroupMapping(models.Model):
+    """An identity provider's group, or an LDAP group's DN, whose members are members of an
+    organization's team (and, with `owner`, owners of the organization). Memberships follow at
+    each sign-in and by the periodic check; a team with a mapping takes no members by hand."""
+
+    source = models.CharField(
+        max_length=100, help_text='"ldap", or "oidc:<provider id>" as configured in OIDC_PROVIDERS.'
+    )
+    group = models.CharField(max_length=500, help_text="The group's name as the provider sends it, or its DN.")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="group_mappings")
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="group_mappings")
+    owner = models.BooleanField(default=False, help_text="Members of the group own the organization.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["organization__name", "source", "group"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "group", "organization", "team"], name="group_mapping_unique", nulls_distinct=False
+            ),
+            models.CheckConstraint(condition=Q(team__isnull=False) | Q(owner=True), name="group_mapping_grants"),
+        ]
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        if self.team_id and self.organization_id and self.team.organization_id != self.organization_id:
+            raise ValidationError({"team": "The team must belong to the organization."})
+        if not self.team_id and not self.owner:
+            raise ValidationError({"team": "Map the group to a team, to ownership, or both."})
+        if self.source != "ldap" and not self.source.startswith("oidc:"):
+            raise ValidationError({"source": 'Use "ldap" or "oidc:<provider id>".'})
+        if self.source == "ldap":
+            self.group = self.group.strip().lower()  # DNs compare without case
+
+    def __str__(self) -> str:
+        target = f"{self.organization.name}/{self.team.name}" if self.team_id else self.organization.name
+        return f"{self.source} {self.group} -> {target}{' (owner)' if self.owner else ''}"
 
 
 class Robot(models.Model):

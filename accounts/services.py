@@ -95,6 +95,14 @@ def membership_set(*, organization: Organization, user: User, role: str, actor: 
     return membership
 
 
+def _refuse_if_mapped(team: Team) -> None:
+    from accounts.directory import mapped_team_refusal
+
+    refusal = mapped_team_refusal(team)
+    if refusal:
+        raise ValidationError({"user": refusal})
+
+
 @transaction.atomic
 def team_create(*, organization: Organization, name: str, actor: User | None, description: str = "") -> Team:
     team = Team(organization=organization, name=name, description=description)
@@ -106,6 +114,7 @@ def team_create(*, organization: Organization, name: str, actor: User | None, de
 
 @transaction.atomic
 def team_member_add(*, team: Team, user: User, actor: User | None) -> TeamMembership:
+    _refuse_if_mapped(team)
     if not Membership.objects.filter(organization=team.organization_id, user=user).exists():
         raise ValidationError({"user": f"{user.username} is not a member of {team.organization.name}."})
     membership, _ = TeamMembership.objects.get_or_create(team=team, user=user)
@@ -329,6 +338,7 @@ def team_delete(*, team: Team, actor: User) -> None:
 
 @transaction.atomic
 def team_member_remove(*, team: Team, user: User, actor: User) -> None:
+    _refuse_if_mapped(team)
     TeamMembership.objects.filter(team=team, user=user).delete()
     audit_record(
         action="team.member_remove",

@@ -7,7 +7,9 @@ listed in the README's configuration table.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -91,7 +93,8 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
-    "allauth.socialaccount",  # "Linked sign-in" in the account hub; providers come with SSO
+    "allauth.socialaccount",  # "Linked sign-in" in the account hub
+    "allauth.socialaccount.providers.openid_connect",  # company sign-in (OIDC_PROVIDERS)
     "allauth.usersessions",
     "accounts",
     "repositories",
@@ -169,9 +172,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
+    "accounts.backends.LocalPasswordBackend",
     "accounts.backends.StaffHaveAllPermissions",
-    "allauth.account.auth_backends.AuthenticationBackend",
+    "accounts.backends.AllauthPasswordBackend",
 ]
 
 FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6's default: a URL typed without a scheme is https
@@ -199,6 +202,93 @@ ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = os.getenv("ACCOUNT_EMAIL_VERIFICATION", "none")
 ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+
+# --- company sign-in (README, "Company sign-in") ----------------------------------------------
+# Local passwords: "everyone" (default), or "staff" (only staff accounts sign in with a password
+# made here; everyone else through LDAP or OpenID Connect). Company accounts never have one.
+PASSWORD_SIGN_IN = os.getenv("PASSWORD_SIGN_IN", "everyone").strip().lower()
+if PASSWORD_SIGN_IN not in ("everyone", "staff"):
+    raise ImproperlyConfigured('PASSWORD_SIGN_IN: use "everyone" or "staff"')
+
+# OpenID Connect providers (django-allauth's openid_connect), as JSON: a list of
+# {"id", "name", "server_url", "client_id", "secret"} with optional "username_claim"
+# (default preferred_username), "groups_claim" (default groups) and "scope".
+SOCIALACCOUNT_ADAPTER = "accounts.adapter.SocialAccountAdapter"
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # an email never merges into an existing account
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_LOGIN_ON_GET = False
+try:
+    OIDC_PROVIDERS = json.loads(os.getenv("OIDC_PROVIDERS", "[]") or "[]")
+except json.JSONDecodeError as exc:
+    raise ImproperlyConfigured(f"OIDC_PROVIDERS is not JSON: {exc}") from None
+if not isinstance(OIDC_PROVIDERS, list) or not all(isinstance(p, dict) for p in OIDC_PROVIDERS):
+    raise ImproperlyConfigured("OIDC_PROVIDERS: a JSON list of objects")
+for _provider in OIDC_PROVIDERS:
+    _missing = [k for k in ("id", "server_url", "client_id", "secret") if not _provider.get(k)]
+    if _missing:
+        raise ImproperlyConfigured(f"OIDC_PROVIDERS: {_provider.get('id', '?')} lacks {', '.join(_missing)}")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,40}", str(_provider["id"])):
+        raise ImproperlyConfigured(f"OIDC_PROVIDERS: id {_provider['id']!r}: lowercase letters, digits and -")
+SOCIALACCOUNT_PROVIDERS = {
+    "openid_connect": {
+        "OAUTH_PKCE_ENABLED": True,
+        "APPS": [
+            {
+                "provider_id": p["id"],
+                "name": p.get("name") or p["id"],
+                "client_id": p["client_id"],
+                "secret": p["secret"],
+                "settings": {
+                    "server_url": p["server_url"],
+                    "fetch_userinfo": True,
+                    "oauth_pkce_enabled": True,
+                    **({"scope": p["scope"]} if p.get("scope") else {}),
+                },
+            }
+            for p in OIDC_PROVIDERS
+        ],
+    }
+}
+
+# LDAP (django-auth-ldap), on when LDAP_SERVER_URI is set.
+LDAP_SERVER_URI = os.getenv("LDAP_SERVER_URI", "").strip()
+LDAP_CHECK_INTERVAL_SECONDS = envint("LDAP_CHECK_INTERVAL_SECONDS", "300", minimum=30)
+if LDAP_SERVER_URI:
+    import ldap
+    from django_auth_ldap.config import GroupOfNamesType, LDAPSearch
+
+    AUTHENTICATION_BACKENDS.insert(0, "accounts.ldap.DirectoryBackend")
+    AUTH_LDAP_SERVER_URI = LDAP_SERVER_URI
+    AUTH_LDAP_BIND_DN = os.getenv("LDAP_BIND_DN", "")
+    AUTH_LDAP_BIND_PASSWORD = os.getenv("LDAP_BIND_PASSWORD", "") or (
+        Path(os.environ["LDAP_BIND_PASSWORD_FILE"]).read_text().strip() if os.getenv("LDAP_BIND_PASSWORD_FILE") else ""
+    )
+    AUTH_LDAP_START_TLS = envbool("LDAP_START_TLS", "false")
+    _ldap_ca = os.getenv("LDAP_CA_FILE", "")
+    AUTH_LDAP_GLOBAL_OPTIONS = {ldap.OPT_X_TLS_REQUIRE_CERT: ldap.OPT_X_TLS_DEMAND}
+    if _ldap_ca:
+        AUTH_LDAP_GLOBAL_OPTIONS[ldap.OPT_X_TLS_CACERTFILE] = _ldap_ca
+    AUTH_LDAP_CONNECTION_OPTIONS = {ldap.OPT_NETWORK_TIMEOUT: 5, ldap.OPT_TIMEOUT: 10, ldap.OPT_X_TLS_NEWCTX: 0}
+    AUTH_LDAP_USER_SEARCH = LDAPSearch(
+        os.getenv("LDAP_USER_SEARCH_BASE", ""),
+        ldap.SCOPE_SUBTREE,
+        os.getenv("LDAP_USER_FILTER", "(uid=%(user)s)"),
+    )
+    AUTH_LDAP_USER_ATTR_MAP = {
+        "email": os.getenv("LDAP_ATTR_EMAIL", "mail"),
+        "full_name": os.getenv("LDAP_ATTR_FULL_NAME", "cn"),
+    }
+    AUTH_LDAP_ALWAYS_UPDATE_USER = True
+    AUTH_LDAP_FIND_GROUP_PERMS = False
+    AUTH_LDAP_MIRROR_GROUPS = False
+    if os.getenv("LDAP_GROUP_SEARCH_BASE"):
+        AUTH_LDAP_GROUP_SEARCH = LDAPSearch(
+            os.environ["LDAP_GROUP_SEARCH_BASE"],
+            ldap.SCOPE_SUBTREE,
+            os.getenv("LDAP_GROUP_FILTER", "(objectClass=groupOfNames)"),
+        )
+        AUTH_LDAP_GROUP_TYPE = GroupOfNamesType()
 # Sessions are recorded at sign-in; no write per request ("reads never write"), so "last seen" is the sign-in.
 USERSESSIONS_TRACK_ACTIVITY = False
 MFA_TOTP_ISSUER = "Dockyard"
@@ -231,6 +321,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # retention, storage totals, pruning), which on the events' worker held one of its processes
 # for the whole run while pushes waited.
 MAINTENANCE_TASKS = [
+    "accounts.tasks.directory_check",
     "repositories.tasks.reconcile_registry",
     "repositories.tasks.registry_gc",
     "repositories.tasks.retention_run_all",
@@ -385,6 +476,11 @@ CELERY_BEAT_SCHEDULE = {
     "gc-release-stale": {"task": "repositories.tasks.registry_gc_release_stale", "schedule": 600.0},
     "retention": {"task": "repositories.tasks.retention_run_all", "schedule": 24 * 3600.0},
 }
+if LDAP_SERVER_URI:
+    CELERY_BEAT_SCHEDULE["ldap-check"] = {
+        "task": "accounts.tasks.directory_check",
+        "schedule": float(LDAP_CHECK_INTERVAL_SECONDS),
+    }
 if REGISTRY_GC_INTERVAL_HOURS:
     CELERY_BEAT_SCHEDULE["registry-gc"] = {
         "task": "repositories.tasks.registry_gc",

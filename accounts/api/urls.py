@@ -16,6 +16,8 @@ urlpatterns = [
     ),
     path(ORG + "access-rules/", views.AccessRuleListView.as_view(), name="api-access-rules"),
     path(ORG + "access-rules/<int:rule_id>/", views.AccessRuleDetailView.as_view(), name="api-access-rule"),
+    path(ORG + "group-mappings/", views.GroupMappingListView.as_view(), name="api-group-mappings"),
+    path(ORG + "group-mappings/<int:mapping_id>/", views.GroupMappingDetailView.as_view(), name="api-group-mapping"),
     path(ORG + "robots/", views.RobotListView.as_view(), name="api-robots"),
     path(ORG + "robots/<str:name>/", views.RobotDetailView.as_view(), name="api-robot"),
     path(ORG + "robots/<str:name>/rotate/", views.RobotRotateView.as_view(), name="api-robot-rotate"),

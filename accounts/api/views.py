@@ -17,7 +17,17 @@ from rest_framework.views import APIView
 
 from accounts import services
 from accounts.api.authentication import api_actor
-from accounts.models import Level, Membership, Organization, PersonalAccessToken, Robot, Team, TokenScope, User
+from accounts.models import (
+    GroupMapping,
+    Level,
+    Membership,
+    Organization,
+    PersonalAccessToken,
+    Robot,
+    Team,
+    TokenScope,
+    User,
+)
 from audit import selectors as audit_selectors
 from audit.models import AuditEvent
 from portal.net import client_address
@@ -77,6 +87,27 @@ class AccessRuleSerializer(serializers.ModelSerializer):
             "robot": instance.robot.name if instance.robot_id else None,
             "pattern": instance.pattern,
             "level": Level(instance.level).label,
+        }
+
+
+class GroupMappingSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    source = serializers.CharField(max_length=100, help_text='"ldap", or "oidc:<provider id>"')
+    group = serializers.CharField(max_length=500, help_text="the group's name as the provider sends it, or its DN")
+    team = serializers.CharField(required=False, allow_null=True, max_length=64, help_text="a team of the organization")
+    owner = serializers.BooleanField(
+        required=False, default=False, help_text="members of the group own the organization"
+    )
+    created_at = serializers.DateTimeField(read_only=True)
+
+    def to_representation(self, instance) -> dict:
+        return {
+            "id": instance.pk,
+            "source": instance.source,
+            "group": instance.group,
+            "team": instance.team.name if instance.team_id else None,
+            "owner": instance.owner,
+            "created_at": serializers.DateTimeField().to_representation(instance.created_at),
         }
 
 
@@ -389,6 +420,59 @@ class AccessRuleDetailView(APIView):
         if rule is None:
             raise exceptions.NotFound("No such rule.")
         repository_services.access_rule_delete(rule=rule, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class GroupMappingListView(APIView):
+    """Identity-provider groups (or LDAP group DNs) whose members are members of a team of the
+    organization, or its owners. Owners of the organization and staff; every change audited."""
+
+    @extend_schema(responses=GroupMappingSerializer(many=True))
+    def get(self, request: Request, org: str) -> Response:
+        organization = _organization(request, org, manage=True)
+        mappings = GroupMapping.objects.filter(organization=organization).select_related("team").order_by("pk")
+        return Response(GroupMappingSerializer(mappings, many=True).data)
+
+    @extend_schema(request=GroupMappingSerializer, responses={201: GroupMappingSerializer})
+    def post(self, request: Request, org: str) -> Response:
+        from accounts.directory import group_mapping_create
+
+        organization = _organization(request, org, manage=True)
+        data = GroupMappingSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        team = None
+        if values.get("team"):
+            team = Team.objects.filter(organization=organization, name=values["team"]).first()
+            if team is None:
+                raise exceptions.ValidationError({"team": ["No such team here."]})
+        if "\x00" in values["group"] or "\x00" in values["source"]:
+            raise exceptions.ValidationError({"group": ["NUL is not allowed."]})
+        if GroupMapping.objects.filter(
+            source=values["source"].strip(), organization=organization, team=team, group=values["group"].strip()
+        ).exists():
+            raise exceptions.ValidationError({"group": ["This mapping exists."]})
+        mapping = group_mapping_create(
+            actor=request.user,
+            source=values["source"],
+            group=values["group"],
+            organization=organization,
+            team=team,
+            owner=values.get("owner", False),
+        )
+        return Response(GroupMappingSerializer(mapping).data, status=status.HTTP_201_CREATED)
+
+
+class GroupMappingDetailView(APIView):
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, org: str, mapping_id: int) -> Response:
+        from accounts.directory import group_mapping_delete
+
+        organization = _organization(request, org, manage=True)
+        mapping = GroupMapping.objects.filter(organization=organization, pk=mapping_id).select_related("team").first()
+        if mapping is None:
+            raise exceptions.NotFound("No such group mapping.")
+        group_mapping_delete(actor=request.user, mapping=mapping)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -1,0 +1,198 @@
+"""Company accounts: people who sign in through an LDAP directory or an OpenID Connect provider,
+and the group mappings that make their groups into organization teams.
+
+Plain functions; the LDAP backend (accounts/ldap.py), the allauth adapter (accounts/adapter.py)
+and the periodic check (accounts/tasks.py) call them."""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from collections.abc import Iterable
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from accounts.models import NAMESPACE_RE, GroupMapping, Membership, Organization, Team, TeamMembership, User
+from audit.services import audit_record
+
+log = logging.getLogger(__name__)
+
+LDAP = "ldap"
+
+
+def oidc_source(provider_id: str) -> str:
+    return f"oidc:{provider_id}"
+
+
+def normalize_group(source: str, group: str) -> str:
+    """LDAP DNs compare without case (and without spaces after commas); provider group names
+    are compared as sent."""
+    group = group.strip()
+    if source == LDAP:
+        return re.sub(r"\s*,\s*", ",", group).lower()
+    return group
+
+
+def mapped_team_refusal(team: Team) -> str | None:
+    """Why a team's members cannot be changed by hand: they come from a group mapping."""
+    groups = [m.group for m in GroupMapping.objects.filter(team=team).order_by("source", "group")[:3]]
+    if not groups:
+        return None
+    return (
+        f"The members of {team.organization.name}/{team.name} come from the group "
+        f"{', '.join(groups)} (a group mapping): change the group in your identity provider instead."
+    )
+
+
+@transaction.atomic
+def groups_sync(*, user: User, source: str, groups: Iterable[str]) -> list[str]:
+    """Make the user's teams and organization memberships follow their groups at `source`:
+    mapped teams they are in and no longer should be, they leave; those they should be in,
+    they join (and the organization, as a member, managed); a mapped ownership makes them an
+    owner, and losing it makes an owner made by a mapping a member again. Memberships made by
+    hand are left alone, except that a managed team only has the members its groups give.
+    Returns what changed, for the log and the tests."""
+    have = {normalize_group(source, g) for g in groups if isinstance(g, str) and g.strip()}
+    mappings = list(GroupMapping.objects.filter(source=source).select_related("organization", "team"))
+    if not mappings:
+        return []
+    actor_name = f"{source} groups"
+    wanted_teams = {m.team_id for m in mappings if m.team_id and m.group in have}
+    wanted_owner = {m.organization_id for m in mappings if m.owner and m.group in have}
+    wanted_orgs = wanted_owner | {m.organization_id for m in mappings if m.team_id and m.group in have}
+    mapped_teams = {m.team_id: m.team for m in mappings if m.team_id}
+    mapped_orgs = {m.organization_id: m.organization for m in mappings}
+    changes: list[str] = []
+
+    memberships = {
+        m.organization_id: m
+        for m in Membership.objects.select_for_update().filter(user=user, organization_id__in=mapped_orgs)
+    }
+    for org_id in sorted(wanted_orgs):
+        org = mapped_orgs[org_id]
+        role = Membership.Role.OWNER if org_id in wanted_owner else Membership.Role.MEMBER
+        current = memberships.get(org_id)
+        if current is None:
+            memberships[org_id] = Membership.objects.create(organization=org, user=user, role=role, managed=True)
+            changes.append(f"joined {org.name} as {role}")
+            _audit("membership.add", actor_name, org, user, {"role": role, "managed": True})
+        elif role == Membership.Role.OWNER and current.role != role:
+            current.role, current.managed = role, True
+            current.save(update_fields=["role", "managed"])
+            changes.append(f"owner of {org.name}")
+            _audit("membership.change", actor_name, org, user, {"role": role, "managed": True})
+        elif role == Membership.Role.MEMBER and current.role == Membership.Role.OWNER and current.managed:
+            if not _other_owners(org_id, user):
+                continue  # never the last owner's demotion, by a sync either
+            current.role = role
+            current.save(update_fields=["role"])
+            changes.append(f"no longer owner of {org.name}")
+            _audit("membership.change", actor_name, org, user, {"role": role, "managed": True})
+
+    current_teams = set(
+        TeamMembership.objects.filter(user=user, team_id__in=mapped_teams).values_list("team_id", flat=True)
+    )
+    for team_id in sorted(wanted_teams - current_teams):
+        team = mapped_teams[team_id]
+        TeamMembership.objects.create(team=team, user=user)
+        changes.append(f"joined {team}")
+        _audit("team.member_add", actor_name, team.organization, user, {"team": team.name, "managed": True})
+    for team_id in sorted(current_teams - wanted_teams):
+        team = mapped_teams[team_id]
+        TeamMembership.objects.filter(team=team, user=user).delete()
+        changes.append(f"left {team}")
+        _audit("team.member_remove", actor_name, team.organization, user, {"team": team.name, "managed": True})
+
+    for org_id, membership in memberships.items():
+        if org_id in wanted_orgs or not membership.managed:
+            continue
+        if membership.role == Membership.Role.OWNER and not _other_owners(org_id, user):
+            continue
+        org = mapped_orgs[org_id]
+        TeamMembership.objects.filter(team__organization_id=org_id, user=user).delete()
+        membership.delete()
+        changes.append(f"left {org.name}")
+        _audit("membership.remove", actor_name, org, user, {"managed": True})
+    if changes:
+        log.info("groups of %s at %s: %s", user.username, source, "; ".join(changes))
+    return changes
+
+
+def _other_owners(org_id: int, user: User) -> bool:
+    return Membership.objects.filter(organization_id=org_id, role=Membership.Role.OWNER).exclude(user=user).exists()
+
+
+def _audit(action: str, actor_name: str, org: Organization, user: User, data: dict) -> None:
+    audit_record(
+        action=action,
+        actor_name=actor_name,
+        target=org,
+        target_name=f"{user.username} in {org.name}",
+        namespace=org.name,
+        data={"user": user.username, **data},
+    )
+
+
+@transaction.atomic
+def group_mapping_create(
+    *, actor: User | None, source: str, group: str, organization: Organization, team: Team | None, owner: bool
+) -> GroupMapping:
+    mapping = GroupMapping(
+        source=source.strip(), group=normalize_group(source.strip(), group), organization=organization, team=team
+    )
+    mapping.owner = owner
+    mapping.full_clean()
+    mapping.save()
+    audit_record(
+        action="group_mapping.create",
+        actor=actor,
+        target=organization,
+        target_name=str(mapping),
+        namespace=organization.name,
+        data={"source": mapping.source, "group": mapping.group, "team": team.name if team else None, "owner": owner},
+    )
+    return mapping
+
+
+@transaction.atomic
+def group_mapping_delete(*, actor: User | None, mapping: GroupMapping) -> None:
+    audit_record(
+        action="group_mapping.delete",
+        actor=actor,
+        target=mapping.organization,
+        target_name=str(mapping),
+        namespace=mapping.organization.name,
+        data={"source": mapping.source, "group": mapping.group},
+    )
+    mapping.delete()
+
+
+# --- usernames -------------------------------------------------------------------------------
+
+
+def username_from_claim(value: str) -> str:
+    """A provider's claim (`preferred_username`, an email …) as a namespace name: lowercase ASCII
+    letters, digits and single separators, 2 to 64 characters; the part before an @."""
+    value = unicodedata.normalize("NFKD", str(value or "")).encode("ascii", "ignore").decode().lower()
+    value = value.split("@", 1)[0]
+    value = re.sub(r"[^a-z0-9._-]+", "-", value)
+    value = re.sub(r"[._-]{2,}", "-", value).strip("._-")[:64].strip("._-")
+    if len(value) < 2:
+        value = f"user-{value}" if value else "user"
+    return value
+
+
+def username_available(name: str) -> str:
+    """`name`, or `name-2`, `name-3` … the first that no user or organization holds."""
+    from accounts.services import namespace_name_available
+
+    candidate, n = name, 1
+    while not (re.fullmatch(NAMESPACE_RE, candidate) and namespace_name_available(candidate)):
+        n += 1
+        suffix = f"-{n}"
+        candidate = name[: 64 - len(suffix)].rstrip("._-") + suffix
+        if n > 1000:
+            raise ValidationError("no free username")
+    return candidate
