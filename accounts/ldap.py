@@ -76,8 +76,6 @@ def _connect():
     Raises ldap.LDAPError when the directory cannot be reached or refuses the bind."""
     import ldap as ldap_module
 
-    for option, value in getattr(settings, "AUTH_LDAP_GLOBAL_OPTIONS", {}).items():
-        ldap_module.set_option(option, value)
     conn = ldap_module.initialize(settings.AUTH_LDAP_SERVER_URI)
     for option, value in getattr(settings, "AUTH_LDAP_CONNECTION_OPTIONS", {}).items():
         conn.set_option(option, value)

@@ -255,40 +255,10 @@ SOCIALACCOUNT_PROVIDERS = {
 LDAP_SERVER_URI = os.getenv("LDAP_SERVER_URI", "").strip()
 LDAP_CHECK_INTERVAL_SECONDS = envint("LDAP_CHECK_INTERVAL_SECONDS", "300", minimum=30)
 if LDAP_SERVER_URI:
-    import ldap
-    from django_auth_ldap.config import GroupOfNamesType, LDAPSearch
+    from accounts.ldap_config import ldap_settings
 
     AUTHENTICATION_BACKENDS.insert(0, "accounts.ldap.DirectoryBackend")
-    AUTH_LDAP_SERVER_URI = LDAP_SERVER_URI
-    AUTH_LDAP_BIND_DN = os.getenv("LDAP_BIND_DN", "")
-    AUTH_LDAP_BIND_PASSWORD = os.getenv("LDAP_BIND_PASSWORD", "") or (
-        Path(os.environ["LDAP_BIND_PASSWORD_FILE"]).read_text().strip() if os.getenv("LDAP_BIND_PASSWORD_FILE") else ""
-    )
-    AUTH_LDAP_START_TLS = envbool("LDAP_START_TLS", "false")
-    _ldap_ca = os.getenv("LDAP_CA_FILE", "")
-    AUTH_LDAP_GLOBAL_OPTIONS = {ldap.OPT_X_TLS_REQUIRE_CERT: ldap.OPT_X_TLS_DEMAND}
-    if _ldap_ca:
-        AUTH_LDAP_GLOBAL_OPTIONS[ldap.OPT_X_TLS_CACERTFILE] = _ldap_ca
-    AUTH_LDAP_CONNECTION_OPTIONS = {ldap.OPT_NETWORK_TIMEOUT: 5, ldap.OPT_TIMEOUT: 10, ldap.OPT_X_TLS_NEWCTX: 0}
-    AUTH_LDAP_USER_SEARCH = LDAPSearch(
-        os.getenv("LDAP_USER_SEARCH_BASE", ""),
-        ldap.SCOPE_SUBTREE,
-        os.getenv("LDAP_USER_FILTER", "(uid=%(user)s)"),
-    )
-    AUTH_LDAP_USER_ATTR_MAP = {
-        "email": os.getenv("LDAP_ATTR_EMAIL", "mail"),
-        "full_name": os.getenv("LDAP_ATTR_FULL_NAME", "cn"),
-    }
-    AUTH_LDAP_ALWAYS_UPDATE_USER = True
-    AUTH_LDAP_FIND_GROUP_PERMS = False
-    AUTH_LDAP_MIRROR_GROUPS = False
-    if os.getenv("LDAP_GROUP_SEARCH_BASE"):
-        AUTH_LDAP_GROUP_SEARCH = LDAPSearch(
-            os.environ["LDAP_GROUP_SEARCH_BASE"],
-            ldap.SCOPE_SUBTREE,
-            os.getenv("LDAP_GROUP_FILTER", "(objectClass=groupOfNames)"),
-        )
-        AUTH_LDAP_GROUP_TYPE = GroupOfNamesType()
+    globals().update(ldap_settings(os.environ))
 # Sessions are recorded at sign-in; no write per request ("reads never write"), so "last seen" is the sign-in.
 USERSESSIONS_TRACK_ACTIVITY = False
 MFA_TOTP_ISSUER = "Dockyard"
