@@ -3,7 +3,10 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := docker-registry skopeo redis-server redis-tools postgresql umoci wrk chromium nginx
+# libldap2-dev and libsasl2-dev: python-ldap compiles against them (LDAP sign-in); slapd and
+# ldap-utils: the tests' own directory server.
+APT_PACKAGES := docker-registry skopeo redis-server redis-tools postgresql umoci wrk chromium nginx \
+	libldap2-dev libsasl2-dev slapd ldap-utils
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test deps system-deps venv lint format clean

@@ -24,3 +24,11 @@ def test_a_bad_value_fails_loudly(tmp_path):
     result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode != 0
     assert "TOKEN_LIFETIME must be at least 60" in result.stderr
+
+
+def test_every_ldap_setting_is_documented():
+    source = (ROOT / "accounts" / "ldap_config.py").read_text()
+    names = set(re.findall(r'env(?:\.get\(|\[)\s*"(LDAP_[A-Z_]+)"', source))
+    assert len(names) >= 10
+    example = (ROOT / ".env.example").read_text()
+    assert sorted(n for n in names if f"`{n}`" not in README or n not in example) == []
