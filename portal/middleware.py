@@ -4,17 +4,48 @@ portal runs on private networks and loads nothing from elsewhere), images also f
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 
 class ContentSecurityPolicyMiddleware:
+    """The policy, with the OpenID Connect providers' origins added to `form-action`: signing
+    in through a provider is a form posted here that the portal answers with a redirect to the
+    provider, and browsers hold a form's redirects to `form-action` too."""
+
     def __init__(self, get_response) -> None:
         self.get_response = get_response
-        self.policy = settings.CONTENT_SECURITY_POLICY
+        self._built: tuple[tuple, str] | None = None
+
+    def policy(self) -> str:
+        base = settings.CONTENT_SECURITY_POLICY
+        key = (base, tuple(str(p.get("server_url", "")) for p in getattr(settings, "OIDC_PROVIDERS", [])))
+        if self._built is None or self._built[0] != key:
+            self._built = (key, with_form_targets(base, [origin(url) for url in key[1]]))
+        return self._built[1]
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if self.policy and "Content-Security-Policy" not in response:
-            response["Content-Security-Policy"] = self.policy
+        policy = self.policy()
+        if policy and "Content-Security-Policy" not in response:
+            response["Content-Security-Policy"] = policy
         return response
+
+
+def origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") and parts.netloc else ""
+
+
+def with_form_targets(policy: str, origins: list[str]) -> str:
+    origins = sorted({o for o in origins if o and all(c not in o for c in "; ,'\"")})
+    if not policy or not origins:
+        return policy
+    directives = [d.strip() for d in policy.split(";") if d.strip()]
+    for i, directive in enumerate(directives):
+        if directive.split()[0].lower() == "form-action":
+            directives[i] = " ".join([directive, *origins])
+            return "; ".join(directives)
+    return policy  # no form-action directive: forms are not restricted

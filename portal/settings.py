@@ -216,6 +216,7 @@ if PASSWORD_SIGN_IN not in ("everyone", "staff"):
 SOCIALACCOUNT_ADAPTER = "accounts.adapter.SocialAccountAdapter"
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # an email never merges into an existing account
 SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_EMAIL_REQUIRED = False  # a company account without a verified address has none here
 SOCIALACCOUNT_STORE_TOKENS = False
 SOCIALACCOUNT_LOGIN_ON_GET = False
 try:
@@ -230,26 +231,9 @@ for _provider in OIDC_PROVIDERS:
         raise ImproperlyConfigured(f"OIDC_PROVIDERS: {_provider.get('id', '?')} lacks {', '.join(_missing)}")
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,40}", str(_provider["id"])):
         raise ImproperlyConfigured(f"OIDC_PROVIDERS: id {_provider['id']!r}: lowercase letters, digits and -")
-SOCIALACCOUNT_PROVIDERS = {
-    "openid_connect": {
-        "OAUTH_PKCE_ENABLED": True,
-        "APPS": [
-            {
-                "provider_id": p["id"],
-                "name": p.get("name") or p["id"],
-                "client_id": p["client_id"],
-                "secret": p["secret"],
-                "settings": {
-                    "server_url": p["server_url"],
-                    "fetch_userinfo": True,
-                    "oauth_pkce_enabled": True,
-                    **({"scope": p["scope"]} if p.get("scope") else {}),
-                },
-            }
-            for p in OIDC_PROVIDERS
-        ],
-    }
-}
+from accounts.oidc_config import socialaccount_providers  # noqa: E402
+
+SOCIALACCOUNT_PROVIDERS = socialaccount_providers(OIDC_PROVIDERS)
 
 # LDAP (django-auth-ldap), on when LDAP_SERVER_URI is set.
 LDAP_SERVER_URI = os.getenv("LDAP_SERVER_URI", "").strip()
