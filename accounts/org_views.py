@@ -126,7 +126,9 @@ def _page(request: HttpRequest, organization: Organization, *, status: int = 200
     }
     forms.update(extra.pop("forms", {}))
     members = Membership.objects.filter(organization=organization).select_related("user").order_by("user__username")
-    teams = Team.objects.filter(organization=organization).prefetch_related("members").order_by("name")
+    teams = (
+        Team.objects.filter(organization=organization).prefetch_related("members", "group_mappings").order_by("name")
+    )
     context = {
         "organization": organization,
         "sections": SECTIONS,
@@ -260,7 +262,10 @@ def team_member_remove(request: HttpRequest, organization: Organization) -> Http
     user = User.objects.filter(username=query_param(request.POST, "username", 150)).first()
     if team is None or user is None:
         raise _Gone("teams", "That team or member no longer exists.")
-    account_services.team_member_remove(team=team, user=user, actor=request.user)
+    try:
+        account_services.team_member_remove(team=team, user=user, actor=request.user)
+    except ValidationError as exc:
+        raise _Gone("teams", " ".join(exc.messages)) from None
     return _done(request, organization, "teams", f"{user.username} left team {team.name}.")
 
 

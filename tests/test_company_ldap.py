@@ -163,3 +163,17 @@ def test_a_mapped_team_refuses_members_by_hand_and_says_why(client, acme, alice)
     removed = api.delete("/api/v1/orgs/acme/teams/developers/members/dana/")
     assert removed.status_code == 400 and GROUPS in removed.content.decode(), removed.content
     assert TeamMembership.objects.filter(user__username="dana", team__name="developers").exists()
+
+
+def test_the_pages_say_what_a_company_account_and_a_mapped_team_are(client, acme, alice):
+    assert sign_in(client, "dana", DANA_PASSWORD).status_code == 302
+    tokens = client.get("/settings/tokens/").content.decode()
+    assert "You sign in through your company (LDAP)" in tokens and "docker login -u dana" in tokens
+    client.force_login(alice)
+    page = client.get("/u/acme/settings/").content.decode()
+    assert "Members come from" in page and GROUPS in page
+    assert 'aria-label="Remove dana from developers"' not in page  # no remove button on a mapped team
+    # A hand-made form posting it anyway gets the reason, not an error page.
+    refused = client.post("/u/acme/settings/teams/members/remove/", {"team": "developers", "username": "dana"})
+    assert refused.status_code in (200, 302)
+    assert TeamMembership.objects.filter(user__username="dana", team__name="developers").exists()

@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
-from accounts.models import Level, Organization, Team
+from accounts.directory import group_mapping_create
+from accounts.models import GroupMapping, Level, Organization, Team
 from repositories import policies, retention, trust
 from repositories.models import AccessRule, ImmutableTagRule, RetentionRule, SigningKey
 from tests.cast import CAST, build_cast
@@ -132,6 +133,11 @@ ENDPOINTS = [
     ("GET", "/api/v1/namespaces/acme/retention-runs/", None, MANAGE),
     ("POST", "/api/v1/namespaces/acme/retention-runs/", {"dry_run": True}, MANAGE),
     ("GET", "/api/v1/admin/gc/", None, STAFF_ONLY),
+    # Group mappings (issue 18): an owner's act, like members and teams.
+    ("GET", "/api/v1/orgs/acme/group-mappings/", None, MANAGE),
+    ("POST", "/api/v1/orgs/acme/group-mappings/", {"source": "oidc:corp", "group": "devs", "team": "mapped"}, MANAGE),
+    ("POST", "/api/v1/orgs/acme/group-mappings/", {"source": "ldap", "group": "cn=admins", "owner": True}, MANAGE),
+    ("DELETE", "/api/v1/orgs/acme/group-mappings/{mapping}/", None, MANAGE),
 ]
 
 
@@ -149,6 +155,8 @@ def cast(settings):
     trust.signing_key_add(namespace=acme.namespace, name="release", public_key=public_pem(new_key("ecdsa")), actor=None)
     policies.immutable_rule_create(namespace=acme.namespace, tag_pattern="v*", actor=None)
     retention.rule_save(namespace=acme.namespace, actor=None, tag_pattern="nightly-*", keep_most_recent=10)
+    mapped = Team.objects.create(organization=acme, name="mapped")
+    group_mapping_create(actor=None, source="ldap", group="cn=ops", organization=acme, team=mapped, owner=False)
     return world, callers
 
 
@@ -165,9 +173,10 @@ def test_organization_endpoints(cast, caller_name):
     key = SigningKey.objects.get(namespace__name="acme", name="release")
     immutable = ImmutableTagRule.objects.get(namespace__name="acme", tag_pattern="v*")
     kept = RetentionRule.objects.get(namespace__name="acme", tag_pattern="nightly-*")
+    mapping = GroupMapping.objects.get(organization__name="acme", group="cn=ops")
     failures = []
     for method, path, body, expected_by_caller in ENDPOINTS:
-        path = path.format(rule=rule.pk, key=key.pk, immutable=immutable.pk, retention=kept.pk)
+        path = path.format(rule=rule.pk, key=key.pk, immutable=immutable.pk, retention=kept.pk, mapping=mapping.pk)
         expected = expected_by_caller[caller_name]
         with transaction.atomic():
             response = getattr(client, method.lower())(path, body, format="json")

@@ -1,0 +1,99 @@
+"""The rules of company accounts that need no directory: how groups move memberships, usernames
+from claims, and PASSWORD_SIGN_IN."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts import services
+from accounts.directory import group_mapping_create, groups_sync, username_available, username_from_claim
+from accounts.models import Membership, TeamMembership
+from tests.conftest import PASSWORD as CONFTEST_PASSWORD
+from tests.test_token_endpoint import basic, get_token
+
+pytestmark = pytest.mark.django_db
+PASSWORD = "a-long-enough-password"
+
+
+@pytest.fixture
+def acme(alice):
+    org = services.organization_create(name="acme", owner=alice)
+    devs = services.team_create(organization=org, name="devs", actor=alice)
+    group_mapping_create(actor=alice, source="oidc:corp", group="devs", organization=org, team=devs, owner=False)
+    group_mapping_create(actor=alice, source="oidc:corp", group="admins", organization=org, team=None, owner=True)
+    return org
+
+
+def test_groups_give_and_take_mapped_teams_and_ownership_but_never_hand_made_memberships(acme, alice):
+    zoe = services.user_create(username="zoe", password=PASSWORD)
+    assert groups_sync(user=zoe, source="oidc:corp", groups=["devs", "admins"])
+    assert Membership.objects.get(user=zoe, organization=acme).role == "owner"
+    assert TeamMembership.objects.filter(user=zoe, team__name="devs").exists()
+    groups_sync(user=zoe, source="oidc:corp", groups=["devs"])
+    assert Membership.objects.get(user=zoe, organization=acme).role == "member"
+    groups_sync(user=zoe, source="ldap", groups=[])  # another source's sync leaves these alone
+    assert TeamMembership.objects.filter(user=zoe, team__name="devs").exists()
+    groups_sync(user=zoe, source="oidc:corp", groups=[])
+    assert not Membership.objects.filter(user=zoe, organization=acme).exists()
+    # alice's membership was made by hand: a sync without her groups leaves it
+    groups_sync(user=alice, source="oidc:corp", groups=[])
+    assert Membership.objects.get(user=alice, organization=acme).role == "owner"
+    # and nothing changes twice
+    assert groups_sync(user=zoe, source="oidc:corp", groups=[]) == []
+
+
+def test_the_last_owner_is_never_demoted_by_a_sync(acme, alice):
+    zoe = services.user_create(username="zoe", password=PASSWORD)
+    groups_sync(user=zoe, source="oidc:corp", groups=["admins"])
+    services.membership_remove(organization=acme, user=alice, actor=alice)
+    groups_sync(user=zoe, source="oidc:corp", groups=[])
+    assert Membership.objects.get(user=zoe, organization=acme).role == "owner"
+
+
+@pytest.mark.parametrize(
+    ("claim", "name"),
+    [("Dana.Scully@corp.example", "dana.scully"), ("Jürgen Groß", "jurgen-gro"), ("__", "user"), ("x", "user-x")],
+)
+def test_a_claim_becomes_a_namespace_name(claim, name):
+    assert username_from_claim(claim) == name
+
+
+def test_a_taken_name_gets_a_number(alice):
+    assert username_available("alice") == "alice-2"
+    assert username_available("new-person") == "new-person"
+
+
+def test_a_mapping_needs_a_team_of_its_organization_or_ownership(acme, alice, bob):
+    other = services.organization_create(name="other", owner=bob)
+    stranger = services.team_create(organization=other, name="t", actor=bob)
+    api = APIClient()
+    api.force_authenticate(alice)
+    assert (
+        api.post("/api/v1/orgs/acme/group-mappings/", {"source": "ldap", "group": "cn=x"}, format="json").status_code
+        == 400
+    )
+    refused = api.post(
+        "/api/v1/orgs/acme/group-mappings/", {"source": "ldap", "group": "cn=x", "team": stranger.name}, format="json"
+    )
+    assert refused.status_code == 400
+    wrong_source = api.post(
+        "/api/v1/orgs/acme/group-mappings/", {"source": "saml", "group": "x", "owner": True}, format="json"
+    )
+    assert wrong_source.status_code == 400 and "oidc:" in wrong_source.content.decode()
+    made = api.post(
+        "/api/v1/orgs/acme/group-mappings/",
+        {"source": "ldap", "group": "CN=Ops, OU=Groups,DC=Example,DC=Com", "team": "devs"},
+        format="json",
+    )
+    assert made.status_code == 201 and made.json()["group"] == "cn=ops,ou=groups,dc=example,dc=com"
+
+
+def test_with_password_sign_in_for_staff_only_others_are_refused_with_a_reason(client, settings, alice):
+    settings.PASSWORD_SIGN_IN = "staff"
+    refused = get_token(client, "repository:alice/x:pull", auth=basic("alice", CONFTEST_PASSWORD))
+    assert refused.status_code == 401 and "staff only" in refused.content.decode()
+    assert client.post("/accounts/login/", {"login": "alice", "password": CONFTEST_PASSWORD}).status_code == 200
+    assert "_auth_user_id" not in client.session
+    services.user_create(username="root", password=PASSWORD, is_staff=True)
+    assert client.post("/accounts/login/", {"login": "root", "password": PASSWORD}).status_code == 302
+    _, token = services.access_token_create(user=alice, name="ci", scope="read")
+    assert get_token(client, "repository:alice/x:pull", auth=basic("alice", token)).status_code == 200
