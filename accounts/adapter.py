@@ -62,10 +62,13 @@ class AccountAdapter(DefaultAccountAdapter):
 # --- company sign-in through OpenID Connect (README, "Company sign-in") ------------------------
 
 
-def _oidc_settings(provider_id: str) -> dict:
-    from django.conf import settings
-
-    return next((p for p in settings.OIDC_PROVIDERS if p["id"] == provider_id), {})
+def _oidc_settings(sociallogin) -> dict:
+    """The provider's settings: from OIDC_PROVIDERS, or from its Social application in the admin
+    (`{"server_url": …, "username_claim": …, "groups_claim": …}`)."""
+    try:
+        return dict(sociallogin.account.get_provider().app.settings or {})
+    except Exception:
+        return {}
 
 
 def _claims(sociallogin) -> dict:
@@ -77,7 +80,7 @@ def _claims(sociallogin) -> dict:
 
 
 def _groups(sociallogin) -> list[str]:
-    claim = _oidc_settings(sociallogin.account.provider).get("groups_claim", "groups")
+    claim = _oidc_settings(sociallogin).get("groups_claim", "groups")
     value = _claims(sociallogin).get(claim) or []
     if isinstance(value, str):
         value = [value]
@@ -102,7 +105,7 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
 
         user = super().populate_user(request, sociallogin, data)
         claims = _claims(sociallogin)
-        claim = _oidc_settings(sociallogin.account.provider).get("username_claim", "preferred_username")
+        claim = _oidc_settings(sociallogin).get("username_claim", "preferred_username")
         wanted = claims.get(claim) or claims.get("preferred_username") or claims.get("email") or claims.get("sub")
         user.username = username_available(username_from_claim(str(wanted)))
         verified = [e for e in sociallogin.email_addresses if e.verified]

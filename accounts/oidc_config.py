@@ -19,6 +19,9 @@ def socialaccount_providers(providers: list[dict]) -> dict:
                         "fetch_userinfo": True,
                         "oauth_pkce_enabled": True,
                         **({"scope": p["scope"]} if p.get("scope") else {}),
+                        # Ours, read by accounts.adapter from the app's settings (as for a
+                        # provider configured in the admin's Social applications).
+                        **{k: p[k] for k in ("username_claim", "groups_claim") if p.get(k)},
                     },
                 }
                 for p in providers

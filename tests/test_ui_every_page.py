@@ -125,7 +125,8 @@ def test_every_page_for_a_plain_member(world, live_server, page):
     assert response.status == 403 and "owners" in page.inner_text("main")
 
 
-THEIRS = ("api-", "org-", "account_", "admin:", "mfa_", "socialaccount_", "openid_connect_")  # API, POST actions, allauth
+# the API, POST actions, allauth
+THEIRS = ("api-", "org-", "account_", "admin:", "mfa_", "socialaccount_", "openid_connect_")
 
 
 def test_the_sweep_knows_every_page():
