@@ -24,6 +24,13 @@ def _login_name(given: dict) -> str:
 
 
 class AccountAdapter(DefaultAccountAdapter):
+    def is_open_for_signup(self, request) -> bool:
+        """With PASSWORD_SIGN_IN=staff, nobody makes a password account here: people come
+        through the company's sign-in."""
+        from django.conf import settings
+
+        return settings.PASSWORD_SIGN_IN == "everyone" and super().is_open_for_signup(request)
+
     def clean_username(self, username: str, shallow: bool = False) -> str:
         import re
 

@@ -30,17 +30,31 @@ def password_sign_in_allowed(user) -> bool:
     return settings.PASSWORD_SIGN_IN == "everyone" or bool(user.is_staff)
 
 
+def _session_allowed(user) -> bool:
+    """A session signed in with a password here ends when password sign-in is switched off for
+    its account (company accounts' sessions come from their own sign-in and are kept)."""
+    return user is None or bool(getattr(user, "directory", "")) or password_sign_in_allowed(user)
+
+
 class LocalPasswordBackend(ModelBackend):
     """Django's password check, for the accounts allowed to use it (password_sign_in_allowed)."""
 
     def user_can_authenticate(self, user) -> bool:
         return super().user_can_authenticate(user) and password_sign_in_allowed(user)
 
+    def get_user(self, user_id):
+        user = super().get_user(user_id)
+        return user if _session_allowed(user) else None
+
 
 class AllauthPasswordBackend(AllauthBackend):
     """allauth's username-or-email password check, with the same rule. (Not through
     user_can_authenticate: allauth keeps a user that fails it aside and signs them in anyway
     when active, to show its "inactive" page to the inactive ones.)"""
+
+    def get_user(self, user_id):
+        user = super().get_user(user_id)
+        return user if _session_allowed(user) else None
 
     def _check_password(self, user, password: str):
         if user is not None and not password_sign_in_allowed(user):

@@ -147,12 +147,13 @@ def authenticate_credentials(
     elif secret.startswith(PAT_MARK):
         actor = _token(username.lower(), secret)
     else:
+        if settings.PASSWORD_SIGN_IN != "everyone":
+            # Asked before the password is checked, so that the answer does not say whether it
+            # was right.
+            _refuse_password_of_company_account(username.lower(), address, surface, staff_only=True)
         user = _password(username.lower(), secret, address)
         if user is None:
             _refuse_password_of_company_account(username.lower(), address, surface)
-        elif not password_sign_in_allowed(user):
-            record_failure(username, address, surface)
-            raise PasswordRefused(PASSWORD_SIGN_IN_OFF_MESSAGE)
         actor = Actor(kind="user", user=user, via=Via.PASSWORD) if user is not None else None
         if user is not None and has_two_factor(user):
             audit_record(
@@ -167,15 +168,26 @@ def authenticate_credentials(
     return actor
 
 
-def _refuse_password_of_company_account(username: str, address: str | None, surface: str) -> None:
-    """A password for a company account (which has none here) gets an answer that says what
-    will do (usernames are public: they are namespaces, so this tells nothing new). Looked up
-    only after the password check failed: the right-password path costs nothing more."""
-    directory = next(iter(User.objects.filter(username=username).values_list("directory", flat=True)[:1]), "")
-    if not directory:
+def _refuse_password_of_company_account(
+    username: str, address: str | None, surface: str, *, staff_only: bool = False
+) -> None:
+    """A password for an account that cannot use one here gets an answer that says what will
+    do (usernames are public: they are namespaces, so this tells nothing new): a company
+    account (which has none here), or, with `staff_only`, a local account that is not staff.
+    Looked up only after the password check failed, or before it when PASSWORD_SIGN_IN is
+    staff: the right-password path of the default costs nothing more."""
+    found = next(iter(User.objects.filter(username=username).values_list("directory", "is_staff")[:1]), None)
+    if found is None:
+        return
+    directory, is_staff = found
+    if directory:
+        message = COMPANY_ACCOUNT_MESSAGE.format(directory="LDAP" if directory == "ldap" else "single sign-on")
+    elif staff_only and not is_staff:
+        message = PASSWORD_SIGN_IN_OFF_MESSAGE
+    else:
         return
     record_failure(username, address, surface)  # counted like a wrong password: no free guesses
-    raise PasswordRefused(COMPANY_ACCOUNT_MESSAGE.format(directory="LDAP" if directory == "ldap" else "single sign-on"))
+    raise PasswordRefused(message)
 
 
 def check_throttle(username: str, address: str | None) -> int | None:
@@ -277,6 +289,8 @@ def authenticate_refresh_token(secret: str, *, client_id: str) -> Actor | None:
             refresh.password_fingerprint.encode(), credential_fingerprint(refresh.user).encode()
         ):
             return None  # born from a password that has changed since, or 2FA was set up
+        if pat is None and not password_sign_in_allowed(refresh.user):
+            return None  # born from a password, which this account may no longer use (PASSWORD_SIGN_IN)
         actor = Actor(kind="user", user=refresh.user, token=pat, via=Via.REFRESH)
     _touch(refresh)
     return actor

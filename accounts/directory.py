@@ -48,12 +48,12 @@ def mapped_team_refusal(team: Team) -> str | None:
 
 @transaction.atomic
 def groups_sync(*, user: User, source: str, groups: Iterable[str]) -> list[str]:
-    """Make the user's teams and organization memberships follow their groups at `source`:
-    mapped teams they are in and no longer should be, they leave; those they should be in,
-    they join (and the organization, as a member, managed); a mapped ownership makes them an
-    owner, and losing it makes an owner made by a mapping a member again. Memberships made by
-    hand are left alone, except that a managed team only has the members its groups give.
-    Returns what changed, for the log and the tests."""
+    """Make the user's teams and organization memberships follow their groups at `source`.
+    What a mapping gave is marked (Membership.managed, Membership.owner_from_mapping,
+    TeamMembership.managed) and only that is taken back: joining the mapped teams of their
+    groups (and the organization, as a member), leaving the mapped teams of groups they left,
+    an ownership given by a mapping going back to member with its group. Memberships and
+    ownerships made by hand are never touched, nor the last owner. Returns what changed."""
     have = {normalize_group(source, g) for g in groups if isinstance(g, str) and g.strip()}
     mappings = list(GroupMapping.objects.filter(source=source).select_related("organization", "team"))
     if not mappings:
@@ -66,58 +66,76 @@ def groups_sync(*, user: User, source: str, groups: Iterable[str]) -> list[str]:
     mapped_orgs = {m.organization_id: m.organization for m in mappings}
     changes: list[str] = []
 
+    # The owners of every organization this may touch are locked first, in a fixed order (as
+    # services' own ownership changes do), so two syncs cannot each leave the other as owner.
+    list(
+        Membership.objects.select_for_update()
+        .filter(organization_id__in=mapped_orgs, role=Membership.Role.OWNER)
+        .order_by("organization_id", "pk")
+        .values_list("pk", flat=True)
+    )
     memberships = {
         m.organization_id: m
         for m in Membership.objects.select_for_update().filter(user=user, organization_id__in=mapped_orgs)
     }
-    for org_id in sorted(wanted_orgs):
-        org = mapped_orgs[org_id]
-        role = Membership.Role.OWNER if org_id in wanted_owner else Membership.Role.MEMBER
-        current = memberships.get(org_id)
-        if current is None:
-            memberships[org_id] = Membership.objects.create(organization=org, user=user, role=role, managed=True)
-            changes.append(f"joined {org.name} as {role}")
-            _audit("membership.add", actor_name, org, user, {"role": role, "managed": True})
-        elif role == Membership.Role.OWNER and current.role != role:
-            current.role, current.managed = role, True
-            current.save(update_fields=["role", "managed"])
-            changes.append(f"owner of {org.name}")
-            _audit("membership.change", actor_name, org, user, {"role": role, "managed": True})
-        elif role == Membership.Role.MEMBER and current.role == Membership.Role.OWNER and current.managed:
-            if not _other_owners(org_id, user):
-                continue  # never the last owner's demotion, by a sync either
-            current.role = role
-            current.save(update_fields=["role"])
-            changes.append(f"no longer owner of {org.name}")
-            _audit("membership.change", actor_name, org, user, {"role": role, "managed": True})
+    for org_id in sorted(mapped_orgs):
+        org, current = mapped_orgs[org_id], memberships.get(org_id)
+        if org_id in wanted_orgs:
+            owner = org_id in wanted_owner
+            role = Membership.Role.OWNER if owner else Membership.Role.MEMBER
+            if current is None:
+                memberships[org_id] = Membership.objects.create(
+                    organization=org, user=user, role=role, managed=True, owner_from_mapping=owner
+                )
+                changes.append(f"joined {org.name} as {role}")
+                _audit("membership.add", actor_name, org, user, {"role": role, "managed": True})
+            elif owner and current.role != Membership.Role.OWNER:
+                current.role, current.owner_from_mapping = Membership.Role.OWNER, True
+                current.save(update_fields=["role", "owner_from_mapping"])
+                changes.append(f"owner of {org.name}")
+                _audit("membership.change", actor_name, org, user, {"role": "owner", "managed": True})
+            elif not owner and current.owner_from_mapping:
+                changes += _demote(current, org, user, actor_name)
+        elif current is not None and current.managed:
+            if current.role == Membership.Role.OWNER and not _other_owners(org_id, user):
+                continue  # never the last owner, by a sync either
+            TeamMembership.objects.filter(team__organization_id=org_id, user=user).delete()
+            current.delete()
+            changes.append(f"left {org.name}")
+            _audit("membership.remove", actor_name, org, user, {"managed": True})
+        elif current is not None and current.owner_from_mapping:
+            changes += _demote(current, org, user, actor_name)
 
-    current_teams = set(
-        TeamMembership.objects.filter(user=user, team_id__in=mapped_teams).values_list("team_id", flat=True)
+    current_teams = dict(
+        TeamMembership.objects.filter(user=user, team_id__in=mapped_teams).values_list("team_id", "managed")
     )
-    for team_id in sorted(wanted_teams - current_teams):
+    for team_id in sorted(wanted_teams - set(current_teams)):
+        if mapped_teams[team_id].organization_id not in {m.organization_id for m in memberships.values()}:
+            continue
         team = mapped_teams[team_id]
-        TeamMembership.objects.create(team=team, user=user)
+        TeamMembership.objects.create(team=team, user=user, managed=True)
         changes.append(f"joined {team}")
         _audit("team.member_add", actor_name, team.organization, user, {"team": team.name, "managed": True})
-    for team_id in sorted(current_teams - wanted_teams):
+    for team_id, managed in sorted(current_teams.items()):
+        if team_id in wanted_teams or not managed:
+            continue
         team = mapped_teams[team_id]
         TeamMembership.objects.filter(team=team, user=user).delete()
         changes.append(f"left {team}")
         _audit("team.member_remove", actor_name, team.organization, user, {"team": team.name, "managed": True})
-
-    for org_id, membership in memberships.items():
-        if org_id in wanted_orgs or not membership.managed:
-            continue
-        if membership.role == Membership.Role.OWNER and not _other_owners(org_id, user):
-            continue
-        org = mapped_orgs[org_id]
-        TeamMembership.objects.filter(team__organization_id=org_id, user=user).delete()
-        membership.delete()
-        changes.append(f"left {org.name}")
-        _audit("membership.remove", actor_name, org, user, {"managed": True})
     if changes:
         log.info("groups of %s at %s: %s", user.username, source, "; ".join(changes))
     return changes
+
+
+def _demote(membership: Membership, org: Organization, user: User, actor_name: str) -> list[str]:
+    """An ownership a mapping gave, taken back: a member again (never the last owner)."""
+    if membership.role == Membership.Role.OWNER and not _other_owners(org.pk, user):
+        return []
+    membership.role, membership.owner_from_mapping = Membership.Role.MEMBER, False
+    membership.save(update_fields=["role", "owner_from_mapping"])
+    _audit("membership.change", actor_name, org, user, {"role": "member", "managed": True})
+    return [f"no longer owner of {org.name}"]
 
 
 def _other_owners(org_id: int, user: User) -> bool:
@@ -158,15 +176,34 @@ def group_mapping_create(
 
 @transaction.atomic
 def group_mapping_delete(*, actor: User | None, mapping: GroupMapping) -> None:
+    """Remove a mapping and, at once, what it alone gave: its team's members that mappings
+    made (when no other mapping feeds the team), ownerships mappings gave (when no other
+    mapping gives ownership of the organization; never the last owner), and memberships of
+    the organization that mappings made, when none is left for it."""
+    org = mapping.organization
     audit_record(
         action="group_mapping.delete",
         actor=actor,
-        target=mapping.organization,
+        target=org,
         target_name=str(mapping),
-        namespace=mapping.organization.name,
+        namespace=org.name,
         data={"source": mapping.source, "group": mapping.group},
     )
+    team_id, owner = mapping.team_id, mapping.owner
     mapping.delete()
+    left = GroupMapping.objects.filter(organization=org)
+    if team_id and not left.filter(team_id=team_id).exists():
+        TeamMembership.objects.filter(team_id=team_id, managed=True).delete()
+    if owner and not left.filter(owner=True).exists():
+        for membership in Membership.objects.select_for_update().filter(organization=org, owner_from_mapping=True):
+            _demote(membership, org, membership.user, "group mapping removed")
+    if not left.exists():
+        for membership in Membership.objects.select_for_update().filter(organization=org, managed=True):
+            if membership.role == Membership.Role.OWNER and not _other_owners(org.pk, membership.user):
+                continue
+            TeamMembership.objects.filter(team__organization=org, user=membership.user).delete()
+            membership.delete()
+            _audit("membership.remove", "group mapping removed", org, membership.user, {"managed": True})
 
 
 # --- usernames -------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import re
 
 from django.conf import settings
 from django.db import transaction
-from django_auth_ldap.backend import LDAPBackend
+from django_auth_ldap.backend import LDAPBackend, populate_user
 
 from accounts.directory import LDAP, groups_sync
 from accounts.models import NAMESPACE_RE, User
@@ -26,6 +26,11 @@ class DirectoryBackend(LDAPBackend):
         if not settings.LDAP_SERVER_URI or not username or "@" in str(username):
             return None  # an e-mail address is for local accounts (allauth tries both)
         return super().authenticate(request, username=username, password=password, **kwargs)
+
+    def get_user(self, user_id):
+        """A deactivated account's session ends (django-auth-ldap's own does not look)."""
+        user = super().get_user(user_id)
+        return user if user is not None and user.is_active else None
 
     def get_or_build_user(self, username, ldap_user):
         user, built = super().get_or_build_user(username, ldap_user)
@@ -41,11 +46,32 @@ class DirectoryBackend(LDAPBackend):
             user.directory = LDAP
         return user, built
 
+    def populate_user_fields(self, user: User) -> None:  # called from the populate_user signal
+        """What the directory holds is fitted to the account's fields: a name longer than the
+        field is cut, an address that is not one is left out (one odd entry must not stop a
+        sign-in, or the check for everyone after it)."""
+        from django.core.exceptions import ValidationError
+        from django.core.validators import validate_email
+
+        user.full_name = (user.full_name or "")[:150]
+        try:
+            validate_email(user.email or "")
+            user.email = user.email[:254]
+        except ValidationError:
+            user.email = ""
+
     def authenticate_ldap_user(self, ldap_user, password):
         user = super().authenticate_ldap_user(ldap_user, password)
         if user is not None:
             settle(user, ldap_user)
         return user
+
+
+def _fit_fields(sender, user, ldap_user, **kwargs) -> None:
+    DirectoryBackend().populate_user_fields(user)
+
+
+populate_user.connect(_fit_fields, dispatch_uid="dockyard-ldap-fit-fields")
 
 
 def settle(user: User, ldap_user) -> None:
@@ -110,16 +136,24 @@ def directory_check() -> dict:
     if not settings.LDAP_SERVER_URI:
         return {"checked": 0, "deactivated": 0}
     backend = DirectoryBackend()
-    checked = deactivated = 0
+    checked = deactivated = errors = 0
     try:
         conn = _connect()
         for user in User.objects.filter(directory=LDAP).order_by("pk"):
             lets_in = _directory_lets_in(conn, user.username)
             checked += 1
             if lets_in:
-                found = backend.populate_user(user.username)
-                if found is not None:
-                    settle(found, found.ldap_user)
+                try:
+                    found = backend.populate_user(user.username)
+                    if found is not None:
+                        settle(found, found.ldap_user)
+                except ldap_module.LDAPError:
+                    raise
+                except Exception:
+                    # This person's entry could not be applied: said in the log, and the check
+                    # goes on for everyone else (never a deactivation on an error).
+                    errors += 1
+                    log.exception("LDAP check: %s could not be brought up to date", user.username)
                 continue
             if user.is_active:
                 with transaction.atomic():
@@ -135,4 +169,4 @@ def directory_check() -> dict:
         conn.unbind_s()
     except ldap_module.LDAPError as exc:
         log.warning("LDAP check stopped after %s accounts, nothing more changed: %s", checked, exc)
-    return {"checked": checked, "deactivated": deactivated}
+    return {"checked": checked, "deactivated": deactivated, **({"errors": errors} if errors else {})}

@@ -13,8 +13,27 @@ def _flag(env: Mapping[str, str], name: str, default: str) -> bool:
 
 
 def ldap_settings(env: Mapping[str, str]) -> dict:
+    """Raises ImproperlyConfigured for what would fail later, at a sign-in: a password that
+    would cross in the clear (ldap:// without StartTLS), or a user filter that is not one."""
     import ldap
+    from django.core.exceptions import ImproperlyConfigured
     from django_auth_ldap.config import GroupOfNamesType, LDAPSearch
+
+    uri = env["LDAP_SERVER_URI"].strip()
+    if not uri.startswith(("ldap://", "ldaps://")):
+        raise ImproperlyConfigured("LDAP_SERVER_URI: use ldaps://… or ldap://… with LDAP_START_TLS=true")
+    if uri.startswith("ldap://") and not _flag(env, "LDAP_START_TLS", "false"):
+        raise ImproperlyConfigured(
+            "LDAP_SERVER_URI is ldap:// without LDAP_START_TLS=true: passwords would cross in the clear. "
+            "Set LDAP_START_TLS=true, or use ldaps://."
+        )
+    user_filter = env.get("LDAP_USER_FILTER") or "(uid=%(user)s)"
+    try:
+        probe = user_filter % {"user": "probe"}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ImproperlyConfigured(f"LDAP_USER_FILTER: not a filter with %(user)s ({exc})") from None
+    if "%(user)s" not in user_filter or not (probe.startswith("(") and probe.endswith(")")):
+        raise ImproperlyConfigured("LDAP_USER_FILTER: a filter in parentheses naming %(user)s")
 
     password = env.get("LDAP_BIND_PASSWORD", "")
     if not password and env.get("LDAP_BIND_PASSWORD_FILE"):
@@ -27,14 +46,12 @@ def ldap_settings(env: Mapping[str, str]) -> dict:
         connection[ldap.OPT_X_TLS_CACERTFILE] = env["LDAP_CA_FILE"]
     connection |= {ldap.OPT_NETWORK_TIMEOUT: 5, ldap.OPT_TIMEOUT: 10, ldap.OPT_X_TLS_NEWCTX: 0}
     found = {
-        "AUTH_LDAP_SERVER_URI": env["LDAP_SERVER_URI"],
+        "AUTH_LDAP_SERVER_URI": uri,
         "AUTH_LDAP_BIND_DN": env.get("LDAP_BIND_DN", ""),
         "AUTH_LDAP_BIND_PASSWORD": password,
         "AUTH_LDAP_START_TLS": _flag(env, "LDAP_START_TLS", "false"),
         "AUTH_LDAP_CONNECTION_OPTIONS": connection,
-        "AUTH_LDAP_USER_SEARCH": LDAPSearch(
-            env.get("LDAP_USER_SEARCH_BASE", ""), ldap.SCOPE_SUBTREE, env.get("LDAP_USER_FILTER") or "(uid=%(user)s)"
-        ),
+        "AUTH_LDAP_USER_SEARCH": LDAPSearch(env.get("LDAP_USER_SEARCH_BASE", ""), ldap.SCOPE_SUBTREE, user_filter),
         "AUTH_LDAP_USER_ATTR_MAP": {
             "email": env.get("LDAP_ATTR_EMAIL") or "mail",
             "full_name": env.get("LDAP_ATTR_FULL_NAME") or "cn",

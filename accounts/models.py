@@ -7,6 +7,8 @@ of names, so a user can never take an organization's name or the other way round
 
 from __future__ import annotations
 
+import re
+
 from django.contrib.auth.models import AbstractUser
 from django.core.validators import RegexValidator
 from django.db import models
@@ -125,6 +127,9 @@ class Membership(models.Model):
     # Made by a group mapping (accounts/directory.py): it goes when the person's groups no
     # longer give it. A membership made by hand is never removed by a sync.
     managed = models.BooleanField(default=False)
+    # The owner role was given by a group mapping: it goes back to member when the group does.
+    # An owner made by hand is never demoted by a sync.
+    owner_from_mapping = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
@@ -157,6 +162,7 @@ class TeamMembership(models.Model):
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="team_memberships")
     created_at = models.DateTimeField(default=timezone.now)
+    managed = models.BooleanField(default=False)  # made by a group mapping
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["team", "user"], name="team_membership_unique")]
@@ -195,10 +201,13 @@ class GroupMapping(models.Model):
             raise ValidationError({"team": "The team must belong to the organization."})
         if not self.team_id and not self.owner:
             raise ValidationError({"team": "Map the group to a team, to ownership, or both."})
-        if self.source != "ldap" and not self.source.startswith("oidc:"):
+        if self.source != "ldap" and not re.fullmatch(r"oidc:[a-z0-9][a-z0-9_-]{0,90}", self.source or ""):
             raise ValidationError({"source": 'Use "ldap" or "oidc:<provider id>".'})
-        if self.source == "ldap":
-            self.group = self.group.strip().lower()  # DNs compare without case
+        from accounts.directory import normalize_group
+
+        self.group = normalize_group(self.source, self.group or "")  # as every sync compares it
+        if not self.group or "\x00" in self.group:
+            raise ValidationError({"group": "Name a group."})
 
     def __str__(self) -> str:
         target = f"{self.organization.name}/{self.team.name}" if self.team_id else self.organization.name

@@ -81,8 +81,10 @@ def membership_set(*, organization: Organization, user: User, role: str, actor: 
     owners = _lock_ownership(organization)
     if role != Membership.Role.OWNER and owners == [user.pk]:
         raise ValidationError({"role": "An organization needs at least one owner."})
+    # Set by hand: the membership and its role are a person's decision now, which no group
+    # mapping takes back (accounts/directory.py).
     membership, created = Membership.objects.update_or_create(
-        organization=organization, user=user, defaults={"role": role}
+        organization=organization, user=user, defaults={"role": role, "managed": False, "owner_from_mapping": False}
     )
     audit_record(
         action="membership.add" if created else "membership.change",

@@ -241,7 +241,9 @@ LDAP_CHECK_INTERVAL_SECONDS = envint("LDAP_CHECK_INTERVAL_SECONDS", "300", minim
 if LDAP_SERVER_URI:
     from accounts.ldap_config import ldap_settings
 
-    AUTHENTICATION_BACKENDS.insert(0, "accounts.ldap.DirectoryBackend")
+    # After the local password checks: a local account signs in without waiting for the
+    # directory, and an LDAP account has no password here for them to match.
+    AUTHENTICATION_BACKENDS.append("accounts.ldap.DirectoryBackend")
     globals().update(ldap_settings(os.environ))
 # Sessions are recorded at sign-in; no write per request ("reads never write"), so "last seen" is the sign-in.
 USERSESSIONS_TRACK_ACTIVITY = False

@@ -97,3 +97,55 @@ def test_with_password_sign_in_for_staff_only_others_are_refused_with_a_reason(c
     assert client.post("/accounts/login/", {"login": "root", "password": PASSWORD}).status_code == 302
     _, token = services.access_token_create(user=alice, name="ci", scope="read")
     assert get_token(client, "repository:alice/x:pull", auth=basic("alice", token)).status_code == 200
+
+
+def test_deleting_a_mapping_takes_back_what_it_gave_and_only_that(acme, alice, bob):
+    from accounts.directory import group_mapping_delete
+    from accounts.models import GroupMapping
+
+    zoe = services.user_create(username="zoe", password=PASSWORD)
+    groups_sync(user=zoe, source="oidc:corp", groups=["devs", "admins"])
+    services.membership_set(organization=acme, user=bob, role="member", actor=alice)  # by hand
+    groups_sync(user=bob, source="oidc:corp", groups=["admins"])  # a mapping makes bob an owner
+    assert Membership.objects.get(user=bob, organization=acme).role == "owner"
+    group_mapping_delete(actor=alice, mapping=GroupMapping.objects.get(group="admins"))
+    assert Membership.objects.get(user=zoe, organization=acme).role == "member"
+    assert Membership.objects.get(user=bob, organization=acme).role == "member"  # back to what he was
+    group_mapping_delete(actor=alice, mapping=GroupMapping.objects.get(group="devs"))
+    assert not TeamMembership.objects.filter(user=zoe).exists()
+    assert not Membership.objects.filter(user=zoe, organization=acme).exists()  # the mapping's, gone
+    assert Membership.objects.filter(user=bob, organization=acme).exists()  # made by hand: kept
+    assert Membership.objects.get(user=alice, organization=acme).role == "owner"
+
+
+def test_a_hand_made_membership_or_promotion_is_never_taken_back_by_a_sync(acme, alice, bob):
+    services.membership_set(organization=acme, user=bob, role="member", actor=alice)
+    groups_sync(user=bob, source="oidc:corp", groups=["admins"])
+    groups_sync(user=bob, source="oidc:corp", groups=[])
+    assert Membership.objects.get(user=bob, organization=acme).role == "member"  # demoted, not removed
+    zoe = services.user_create(username="zoe", password=PASSWORD)
+    groups_sync(user=zoe, source="oidc:corp", groups=["devs"])
+    services.membership_set(organization=acme, user=zoe, role="owner", actor=alice)  # promoted by hand
+    groups_sync(user=zoe, source="oidc:corp", groups=["devs"])
+    groups_sync(user=zoe, source="oidc:corp", groups=[])
+    assert Membership.objects.get(user=zoe, organization=acme).role == "owner"
+
+
+def test_with_password_sign_in_for_staff_only_nobody_signs_up_and_old_sessions_end(client, settings, alice):
+    client.post("/accounts/login/", {"login": "alice", "password": CONFTEST_PASSWORD})
+    assert client.get("/settings/tokens/").status_code == 200
+    settings.PASSWORD_SIGN_IN = "staff"
+    assert client.get("/settings/tokens/").status_code == 302  # her password session ended
+    signup = {"email": "x@example.org", "username": "newbie", "password1": PASSWORD, "password2": PASSWORD}
+    client.post("/accounts/signup/", signup)
+    assert not services.User.objects.filter(username="newbie").exists()
+
+
+def test_a_refresh_token_born_from_a_password_stops_with_password_sign_in(client, settings, alice):
+    from accounts.actors import Actor, Via
+    from accounts.credentials import authenticate_refresh_token
+
+    secret = services.refresh_token_create(actor=Actor(kind="user", user=alice, via=Via.PASSWORD), client_id="docker")
+    assert authenticate_refresh_token(secret, client_id="docker") is not None
+    settings.PASSWORD_SIGN_IN = "staff"
+    assert authenticate_refresh_token(secret, client_id="docker") is None

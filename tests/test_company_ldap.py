@@ -33,7 +33,7 @@ def ldap_on(settings, slapd):
     settings.LDAP_SERVER_URI = slapd.uri
     for name, value in ldap_settings(slapd.env()).items():
         setattr(settings, name, value)
-    settings.AUTHENTICATION_BACKENDS = ["accounts.ldap.DirectoryBackend", *settings.AUTHENTICATION_BACKENDS]
+    settings.AUTHENTICATION_BACKENDS = [*settings.AUTHENTICATION_BACKENDS, "accounts.ldap.DirectoryBackend"]
     return slapd
 
 
@@ -177,3 +177,59 @@ def test_the_pages_say_what_a_company_account_and_a_mapped_team_are(client, acme
     refused = client.post("/u/acme/settings/teams/members/remove/", {"team": "developers", "username": "dana"})
     assert refused.status_code in (200, 302)
     assert TeamMembership.objects.filter(user__username="dana", team__name="developers").exists()
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"LDAP_SERVER_URI": "ldap://ldap.example.com"}, "in the clear"),
+        ({"LDAP_SERVER_URI": "ldaps://ldap.example.com", "LDAP_USER_FILTER": "(uid=%(usr)s)"}, "LDAP_USER_FILTER"),
+        ({"LDAP_SERVER_URI": "ldaps://ldap.example.com", "LDAP_USER_FILTER": "uid=%(user)s"}, "LDAP_USER_FILTER"),
+        ({"LDAP_SERVER_URI": "http://ldap.example.com"}, "ldaps://"),
+    ],
+)
+def test_a_configuration_that_would_fail_at_sign_in_stops_the_start(tmp_path, env, message):
+    import os
+    import subprocess
+    import sys
+
+    from tests.services import ROOT
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LDAP_")}
+    run = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env={**clean, "DOCKYARD_DATA_DIR": str(tmp_path), **env},
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode != 0 and message in run.stderr, run.stderr[-500:]
+
+
+def test_an_odd_directory_entry_neither_stops_a_sign_in_nor_the_check_for_the_others(client, acme, slapd):
+    odd = slapd.add_person("oddie", "oddie-directory-password", name="O" * 200, mail="not an address")
+    zed = slapd.add_person("zed", "zed-directory-password")
+    try:
+        assert sign_in(client, "oddie", "oddie-directory-password").status_code == 302
+        oddie = User.objects.get(username="oddie")
+        assert (len(oddie.full_name), oddie.email) == (150, "")
+        client.logout()
+        assert sign_in(client, "zed", "zed-directory-password").status_code == 302
+        slapd.modify(zed, employeeType="disabled")
+        result = directory_check()
+        assert result["deactivated"] == 1 and not User.objects.get(username="zed").is_active, result
+    finally:
+        slapd.delete(odd)
+        slapd.delete(zed)
+
+
+def test_a_deactivated_persons_browser_session_ends(client, acme, slapd):
+    gus = slapd.add_person("gus", "gus-directory-password")
+    try:
+        assert sign_in(client, "gus", "gus-directory-password").status_code == 302
+        assert client.get("/settings/tokens/").status_code == 200
+        slapd.modify(gus, employeeType="disabled")
+        directory_check()
+        assert client.get("/settings/tokens/").status_code == 302  # to the sign-in page
+    finally:
+        slapd.delete(gus)
