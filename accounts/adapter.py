@@ -12,7 +12,7 @@ from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from django import forms
 
 from accounts import credentials
-from accounts.models import NAMESPACE_RE, Namespace
+from accounts.models import NAMESPACE_RE, Namespace, User
 from accounts.services import user_namespace_ensure
 from portal.net import client_address
 
@@ -86,9 +86,23 @@ def _claims(sociallogin) -> dict:
     return data
 
 
-def _groups(sociallogin) -> list[str]:
+def _groups(sociallogin) -> list[str] | None:
+    """The groups the provider sent, or None when it sent no groups claim at all (a mapper
+    switched off, or Entra ID's overage `_claim_names`): then memberships are left as they are,
+    rather than taken away as if the person were in no group."""
     claim = _oidc_settings(sociallogin).get("groups_claim", "groups")
-    value = _claims(sociallogin).get(claim) or []
+    claims = _claims(sociallogin)
+    if claim not in claims:
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "%s sent no %r claim for %s: group mappings not applied at this sign-in",
+            sociallogin.account.provider,
+            claim,
+            sociallogin.account.uid,
+        )
+        return None
+    value = claims.get(claim) or []
     if isinstance(value, str):
         value = [value]
     return [str(g) for g in value if isinstance(g, str | int)][:1000] if isinstance(value, list) else []
@@ -115,9 +129,19 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         claim = _oidc_settings(sociallogin).get("username_claim", "preferred_username")
         wanted = claims.get(claim) or claims.get("preferred_username") or claims.get("email") or claims.get("sub")
         user.username = username_available(username_from_claim(str(wanted)))
-        verified = [e for e in sociallogin.email_addresses if e.verified]
+        from allauth.account.models import EmailAddress
+
+        # Kept only when verified by the provider and held by no other account here: otherwise
+        # allauth would stop at its sign-up form, where any name and address could be typed.
+        verified = [
+            e
+            for e in sociallogin.email_addresses
+            if e.verified
+            and not EmailAddress.objects.filter(email__iexact=e.email).exists()
+            and not User.objects.filter(email__iexact=e.email).exists()
+        ]
         user.email = verified[0].email if verified else ""
-        sociallogin.email_addresses = verified  # an unverified address is not kept at all
+        sociallogin.email_addresses = verified[:1]
         user.full_name = str(claims.get("name") or "")[:150]
         return user
 
@@ -129,7 +153,9 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         user.set_unusable_password()
         user = super().save_user(request, sociallogin, form=form)
         user_namespace_ensure(user=user)
-        groups_sync(user=user, source=user.directory, groups=_groups(sociallogin))
+        groups = _groups(sociallogin)
+        if groups is not None:
+            groups_sync(user=user, source=user.directory, groups=groups)
         return user
 
     def pre_social_login(self, request, sociallogin) -> None:
@@ -137,9 +163,6 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         from accounts.directory import groups_sync, oidc_source
 
         super().pre_social_login(request, sociallogin)
-        if sociallogin.is_existing:
-            groups_sync(
-                user=sociallogin.user,
-                source=oidc_source(sociallogin.account.provider),
-                groups=_groups(sociallogin),
-            )
+        groups = _groups(sociallogin)
+        if sociallogin.is_existing and groups is not None:
+            groups_sync(user=sociallogin.user, source=oidc_source(sociallogin.account.provider), groups=groups)

@@ -11,7 +11,6 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from accounts.models import NAMESPACE_RE, GroupMapping, Membership, Organization, Team, TeamMembership, User
@@ -222,14 +221,16 @@ def username_from_claim(value: str) -> str:
 
 
 def username_available(name: str) -> str:
-    """`name`, or `name-2`, `name-3` … the first that no user or organization holds."""
-    from accounts.services import namespace_name_available
+    """`name`, or `name-2`, `name-3` … the first that no user or organization holds (one query
+    for the names taken); past 1,000 of them, a random suffix."""
+    import secrets
 
-    candidate, n = name, 1
-    while not (re.fullmatch(NAMESPACE_RE, candidate) and namespace_name_available(candidate)):
-        n += 1
-        suffix = f"-{n}"
-        candidate = name[: 64 - len(suffix)].rstrip("._-") + suffix
-        if n > 1000:
-            raise ValidationError("no free username")
-    return candidate
+    from accounts.models import Namespace
+
+    stem = name[:58].rstrip("._-") or "user"
+    taken = set(Namespace.objects.filter(name__startswith=stem).values_list("name", flat=True))
+    for n in range(1, 1001):
+        candidate = name if n == 1 else f"{stem}-{n}"
+        if candidate not in taken and re.fullmatch(NAMESPACE_RE, candidate):
+            return candidate
+    return f"{stem}-{secrets.token_hex(3)}"

@@ -4,6 +4,7 @@ portal runs on private networks and loads nothing from elsewhere), images also f
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -34,13 +35,28 @@ class ContentSecurityPolicyMiddleware:
         return response
 
 
+HOST = re.compile(r"[a-z0-9](?:[a-z0-9.-]{0,252}[a-z0-9])?|[0-9a-f:.]*:[0-9a-f:.]*")
+
+
 def origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") and parts.netloc else ""
+    """`scheme://host[:port]` of a provider's address, or "" when it is anything else (user
+    information, wildcards, control characters: nothing of it reaches the header)."""
+    try:
+        parts = urlsplit(str(url).strip())
+        port = parts.port
+    except ValueError:
+        return ""
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in ("http", "https") or parts.username or parts.password or not HOST.fullmatch(host):
+        return ""
+    if parts.netloc.lower() not in (host, f"{host}:{port}", f"[{host}]", f"[{host}]:{port}"):
+        return ""  # something between the host and the path that urlsplit let by
+    shown = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{shown}{f':{port}' if port else ''}"
 
 
 def with_form_targets(policy: str, origins: list[str]) -> str:
-    origins = sorted({o for o in origins if o and all(c not in o for c in "; ,'\"")})
+    origins = sorted({o for o in origins if o})
     if not policy or not origins:
         return policy
     directives = [d.strip() for d in policy.split(";") if d.strip()]

@@ -149,3 +149,37 @@ def test_a_refresh_token_born_from_a_password_stops_with_password_sign_in(client
     assert authenticate_refresh_token(secret, client_id="docker") is not None
     settings.PASSWORD_SIGN_IN = "staff"
     assert authenticate_refresh_token(secret, client_id="docker") is None
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://sso.example.com/realms/corp", "https://sso.example.com"),
+        ("http://127.0.0.1:8080/x", "http://127.0.0.1:8080"),
+        ("https://[::1]:8443/", "https://[::1]:8443"),
+        ("https://sso.example.com\x0c*", ""),
+        ("https://*", ""),
+        ("https://user:secret@sso.example.com", ""),
+        ("javascript:alert(1)", ""),
+    ],
+)
+def test_only_a_providers_plain_origin_reaches_the_content_security_policy(url, expected):
+    from portal.middleware import origin, with_form_targets
+
+    assert origin(url) == expected
+    policy = with_form_targets("default-src 'self'; form-action 'self'", [origin(url)])
+    assert policy.endswith(f"form-action 'self' {expected}".rstrip())
+
+
+def test_a_missing_groups_claim_leaves_memberships_as_they_are(acme):
+    from types import SimpleNamespace
+
+    from accounts.adapter import _groups
+
+    def login(extra):
+        account = SimpleNamespace(extra_data=extra, provider="corp", uid="1", get_provider=lambda: None)
+        return SimpleNamespace(account=account)
+
+    assert _groups(login({"userinfo": {"sub": "1"}})) is None
+    assert _groups(login({"userinfo": {"sub": "1", "groups": []}})) == []
+    assert _groups(login({"id_token": {"groups": "devs"}})) == ["devs"]
