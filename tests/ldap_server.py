@@ -73,6 +73,7 @@ def write_tls(directory: Path) -> tuple[Path, Path, Path]:
 class Slapd:
     def __init__(self) -> None:
         self.port = free_port()
+        self.tls_port = free_port()  # LDAPS: TLS from the first byte
         self.base = Path(tempfile.mkdtemp(prefix="dockyard-slapd-"))
         self.process: Process | None = None
         self.ca, cert, key = write_tls(self.base)
@@ -109,10 +110,18 @@ access to * by * read
             raise RuntimeError("slapd not found; run `make test`, which installs it")
         self.process = Process(
             f"slapd-{self.port}",
-            ["/usr/sbin/slapd", "-f", str(self.base / "slapd.conf"), "-h", f"{self.uri}/", "-d", "0"],
+            [
+                "/usr/sbin/slapd",
+                "-f",
+                str(self.base / "slapd.conf"),
+                "-h",
+                f"{self.uri}/ ldaps://127.0.0.1:{self.tls_port}/",
+                "-d",
+                "0",
+            ],
             log_dir=self.base,
         )
-        wait_until(lambda: port_open(self.port), what="slapd to listen")
+        wait_until(lambda: port_open(self.port) and port_open(self.tls_port), what="slapd to listen")
         conn = self.admin()
         conn.add_s(BASE, _attrs(objectClass=["dcObject", "organization"], dc="example", o="Example"))
         for ou in ("people", "groups"):

@@ -233,3 +233,17 @@ def test_a_deactivated_persons_browser_session_ends(client, acme, slapd):
         assert client.get("/settings/tokens/").status_code == 302  # to the sign-in page
     finally:
         slapd.delete(gus)
+
+
+def test_ldaps_signs_in_too_and_a_wrong_ca_signs_in_nobody(client, acme, settings, slapd, tmp_path):
+    from tests.ldap_server import write_tls
+
+    ldaps = {**slapd.env(), "LDAP_SERVER_URI": f"ldaps://127.0.0.1:{slapd.tls_port}", "LDAP_START_TLS": "false"}
+    for name, value in ldap_settings(ldaps).items():
+        setattr(settings, name, value)
+    assert sign_in(client, "dana", DANA_PASSWORD).status_code == 302
+    client.logout()
+    other_ca, _, _ = write_tls(tmp_path)  # a CA that did not sign the directory's certificate
+    for name, value in ldap_settings({**ldaps, "LDAP_CA_FILE": str(other_ca)}).items():
+        setattr(settings, name, value)
+    assert sign_in(client, "dana", DANA_PASSWORD).status_code == 200
