@@ -12,3 +12,12 @@ def directory_check() -> dict:
     from accounts.ldap import directory_check as check
 
     return check()
+
+
+@shared_task(ignore_result=True)
+def oidc_check() -> dict:
+    """OpenID Connect accounts, checked with their stored refresh tokens
+    (OIDC_CHECK_INTERVAL_SECONDS, on the maintenance worker)."""
+    from accounts.oidc import oidc_check as check
+
+    return check()

@@ -217,7 +217,9 @@ SOCIALACCOUNT_ADAPTER = "accounts.adapter.SocialAccountAdapter"
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # an email never merges into an existing account
 SOCIALACCOUNT_AUTO_SIGNUP = True
 SOCIALACCOUNT_EMAIL_REQUIRED = False  # a company account without a verified address has none here
-SOCIALACCOUNT_STORE_TOKENS = False
+# The refresh token of a person's last sign-in is kept, for the periodic check (accounts/oidc.py).
+SOCIALACCOUNT_STORE_TOKENS = True
+OIDC_CHECK_INTERVAL_SECONDS = envint("OIDC_CHECK_INTERVAL_SECONDS", "900", minimum=60)
 SOCIALACCOUNT_LOGIN_ON_GET = False
 try:
     OIDC_PROVIDERS = json.loads(os.getenv("OIDC_PROVIDERS", "[]") or "[]")
@@ -278,6 +280,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # for the whole run while pushes waited.
 MAINTENANCE_TASKS = [
     "accounts.tasks.directory_check",
+    "accounts.tasks.oidc_check",
     "repositories.tasks.reconcile_registry",
     "repositories.tasks.registry_gc",
     "repositories.tasks.retention_run_all",
@@ -432,6 +435,11 @@ CELERY_BEAT_SCHEDULE = {
     "gc-release-stale": {"task": "repositories.tasks.registry_gc_release_stale", "schedule": 600.0},
     "retention": {"task": "repositories.tasks.retention_run_all", "schedule": 24 * 3600.0},
 }
+if OIDC_PROVIDERS:
+    CELERY_BEAT_SCHEDULE["oidc-check"] = {
+        "task": "accounts.tasks.oidc_check",
+        "schedule": float(OIDC_CHECK_INTERVAL_SECONDS),
+    }
 if LDAP_SERVER_URI:
     CELERY_BEAT_SCHEDULE["ldap-check"] = {
         "task": "accounts.tasks.directory_check",

@@ -66,6 +66,9 @@ class OidcProvider:
     def set_groups(self, username: str, groups: list[str]) -> None:
         self.run("groups.py", username, ",".join(groups))
 
+    def remove(self, username: str) -> None:
+        self.run("remove.py", username)
+
     def portal_provider(self, provider_id: str = "corp") -> dict:
         """The portal's OIDC_PROVIDERS entry for this provider (README's worked example)."""
         return {

@@ -92,3 +92,25 @@ def test_an_unverified_address_is_not_kept_and_a_local_name_is_never_taken_over(
     eve = User.objects.get(username="eve-unverified")
     assert eve.email == ""  # the provider did not say it was verified
     assert TeamMembership.objects.filter(user=eve, team__name="developers").exists()
+
+
+def test_the_periodic_check_follows_groups_and_deactivates_people_the_provider_removed(corp, live_server, page, idp):
+    from allauth.socialaccount.models import SocialToken
+
+    from accounts.oidc import oidc_check
+
+    idp.set_groups("dana", ["developers"])
+    sign_in_with_the_provider(page, live_server.url, "dana")
+    dana = User.objects.get(username="dana", directory="oidc:corp")
+    assert SocialToken.objects.filter(account__user=dana).exclude(token_secret="").exists()
+    _, token = services.access_token_create(user=dana, name="ci", scope="read")
+    from django.test import Client
+
+    assert get_token(Client(), auth=basic("dana", token)).status_code == 200
+    idp.set_groups("dana", [])  # no sign-in: the check follows
+    assert oidc_check() == {"checked": 1, "deactivated": 0}
+    assert not TeamMembership.objects.filter(user=dana).exists()
+    idp.remove("dana")  # gone at the provider: the refresh token is refused
+    assert oidc_check() == {"checked": 0, "deactivated": 1}
+    assert not User.objects.get(pk=dana.pk).is_active
+    assert get_token(Client(), auth=basic("dana", token)).status_code == 401
