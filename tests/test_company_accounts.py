@@ -183,3 +183,11 @@ def test_a_missing_groups_claim_leaves_memberships_as_they_are(acme):
     assert _groups(login({"userinfo": {"sub": "1"}})) is None
     assert _groups(login({"userinfo": {"sub": "1", "groups": []}})) == []
     assert _groups(login({"id_token": {"groups": "devs"}})) == ["devs"]
+
+
+def test_a_token_that_has_already_expired_is_not_made(alice):
+    api = APIClient()
+    api.force_authenticate(alice)
+    past = api.post("/api/v1/access-tokens/", {"name": "old", "expires_at": "2020-01-01T00:00:00Z"}, format="json")
+    assert past.status_code == 400 and "expired" in past.content.decode()
+    assert not alice.access_tokens.exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Count, QuerySet
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, generics, serializers, status
 from rest_framework.request import Request
@@ -555,6 +556,8 @@ class AccessTokenListView(generics.ListAPIView):
         scope = data.validated_data.get("scope", TokenScope.READ)
         limits = data.validated_data.get("limits") or []
         expires_at = data.validated_data.get("expires_at")
+        if expires_at is not None and expires_at <= timezone.now():
+            raise exceptions.ValidationError({"expires_at": ["A token that has already expired would be of no use."]})
         refusal = access.token_creation_refusal(actor, scope=scope, limits=limits, expires_at=expires_at)
         if refusal:
             raise exceptions.PermissionDenied(refusal)
