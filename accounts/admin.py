@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
 
@@ -83,8 +84,10 @@ class MembershipAdmin(AuditedAdmin, admin.ModelAdmin):
 
 class TeamMembershipInline(admin.TabularInline):
     model = TeamMembership
+    form = None  # set below: TeamMembershipForm
     extra = 0
     autocomplete_fields = ["user"]
+    readonly_fields = ["managed"]
 
 
 class TeamGrantInline(admin.TabularInline):
@@ -125,11 +128,51 @@ class GroupMappingAdmin(AuditedAdmin, admin.ModelAdmin):
     raw_id_fields = ("organization", "team")
 
 
+class TeamMembershipForm(forms.ModelForm):
+    """The admin follows the services' rules: a team member is a member of the organization,
+    and a team fed by a group mapping takes no members by hand."""
+
+    class Meta:
+        model = TeamMembership
+        fields = ["team", "user"]
+
+    def clean(self):
+        from accounts.directory import mapped_team_refusal
+
+        data = super().clean()
+        team = data.get("team") or (self.instance.team if self.instance.team_id else None)
+        user = data.get("user")
+        if team is not None and user is not None:
+            if not Membership.objects.filter(organization=team.organization_id, user=user).exists():
+                raise forms.ValidationError(f"{user.username} is not a member of {team.organization.name}.")
+            refusal = mapped_team_refusal(team)
+            if refusal and not (self.instance.pk and self.instance.team_id == team.pk):
+                raise forms.ValidationError(refusal)
+        return data
+
+
 @admin.register(TeamMembership)
 class TeamMembershipAdmin(AuditedAdmin, admin.ModelAdmin):
-    list_display = ("team", "user")
+    form = TeamMembershipForm
+    list_display = ("team", "user", "managed")
     list_select_related = ("team__organization", "user")
     raw_id_fields = ("user",)
+    readonly_fields = ("managed",)
+
+
+# OpenID Connect providers set up here are audited like everything else (their secret never is),
+# and the refresh tokens kept for the periodic check are not shown at all.
+from allauth.socialaccount.admin import SocialAppAdmin as _SocialAppAdmin  # noqa: E402
+from allauth.socialaccount.models import SocialApp, SocialToken  # noqa: E402
+
+for _model in (SocialApp, SocialToken):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+
+
+@admin.register(SocialApp)
+class SocialAppAdmin(AuditedAdmin, _SocialAppAdmin):
+    pass
 
 
 @admin.register(Robot)
@@ -205,3 +248,6 @@ class RefreshTokenAdmin(admin.ModelAdmin):
     def revoke(self, request, queryset) -> None:
         for refresh in queryset.filter(revoked_at__isnull=True):
             services.refresh_token_revoke(refresh=refresh, actor_name=request.user.username)
+
+
+TeamMembershipInline.form = TeamMembershipForm

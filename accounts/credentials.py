@@ -98,8 +98,8 @@ COMPANY_ACCOUNT_MESSAGE = (
     "Sign in with a personal access token instead (create one at /settings/tokens/)."
 )
 PASSWORD_SIGN_IN_OFF_MESSAGE = (
-    "password sign-in is for staff only on this portal. "
-    "Sign in with a personal access token instead (create one at /settings/tokens/)."
+    "invalid username or password, or password sign-in, which is for staff only on this portal. "
+    "Everyone else signs in with a personal access token (create one at /settings/tokens/)."
 )
 
 
@@ -147,13 +147,14 @@ def authenticate_credentials(
     elif secret.startswith(PAT_MARK):
         actor = _token(username.lower(), secret)
     else:
-        if settings.PASSWORD_SIGN_IN != "everyone":
-            # Asked before the password is checked, so that the answer does not say whether it
-            # was right.
-            _refuse_password_of_company_account(username.lower(), address, surface, staff_only=True)
         user = _password(username.lower(), secret, address)
         if user is None:
             _refuse_password_of_company_account(username.lower(), address, surface)
+        if settings.PASSWORD_SIGN_IN != "everyone" and (user is None or not password_sign_in_allowed(user)):
+            # One answer for a wrong password, an unknown name and a non-staff account with the
+            # right password: it tells nothing about the password, nor who is staff.
+            record_failure(username, address, surface)
+            raise PasswordRefused(PASSWORD_SIGN_IN_OFF_MESSAGE)
         actor = Actor(kind="user", user=user, via=Via.PASSWORD) if user is not None else None
         if user is not None and has_two_factor(user):
             audit_record(
@@ -168,24 +169,14 @@ def authenticate_credentials(
     return actor
 
 
-def _refuse_password_of_company_account(
-    username: str, address: str | None, surface: str, *, staff_only: bool = False
-) -> None:
-    """A password for an account that cannot use one here gets an answer that says what will
-    do (usernames are public: they are namespaces, so this tells nothing new): a company
-    account (which has none here), or, with `staff_only`, a local account that is not staff.
-    Looked up only after the password check failed, or before it when PASSWORD_SIGN_IN is
-    staff: the right-password path of the default costs nothing more."""
-    found = next(iter(User.objects.filter(username=username).values_list("directory", "is_staff")[:1]), None)
-    if found is None:
+def _refuse_password_of_company_account(username: str, address: str | None, surface: str) -> None:
+    """A password for a company account (which has none here) gets an answer that says what
+    will do (usernames are public: they are namespaces, so this tells nothing new). Looked up
+    only after the password check failed: the right-password path costs nothing more."""
+    found = next(iter(User.objects.filter(username=username).values_list("directory", flat=True)[:1]), None)
+    if not found:
         return
-    directory, is_staff = found
-    if directory:
-        message = COMPANY_ACCOUNT_MESSAGE.format(directory="LDAP" if directory == "ldap" else "single sign-on")
-    elif staff_only and not is_staff:
-        message = PASSWORD_SIGN_IN_OFF_MESSAGE
-    else:
-        return
+    message = COMPANY_ACCOUNT_MESSAGE.format(directory="LDAP" if found == "ldap" else "single sign-on")
     record_failure(username, address, surface)  # counted like a wrong password: no free guesses
     raise PasswordRefused(message)
 

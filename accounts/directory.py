@@ -176,9 +176,10 @@ def group_mapping_create(
 @transaction.atomic
 def group_mapping_delete(*, actor: User | None, mapping: GroupMapping) -> None:
     """Remove a mapping and, at once, what it alone gave: its team's members that mappings
-    made (when no other mapping feeds the team), ownerships mappings gave (when no other
-    mapping gives ownership of the organization; never the last owner), and memberships of
-    the organization that mappings made, when none is left for it."""
+    made (when no other mapping feeds the team), ownerships mappings of its source gave to
+    that source's people (when no other mapping of the source gives ownership of the
+    organization; never the last owner), and the memberships of the organization that mappings
+    made for that source's people, when no mapping of the source is left for it."""
     org = mapping.organization
     audit_record(
         action="group_mapping.delete",
@@ -188,16 +189,17 @@ def group_mapping_delete(*, actor: User | None, mapping: GroupMapping) -> None:
         namespace=org.name,
         data={"source": mapping.source, "group": mapping.group},
     )
-    team_id, owner = mapping.team_id, mapping.owner
+    team_id, owner, source = mapping.team_id, mapping.owner, mapping.source
     mapping.delete()
-    left = GroupMapping.objects.filter(organization=org)
-    if team_id and not left.filter(team_id=team_id).exists():
+    if team_id and not GroupMapping.objects.filter(team_id=team_id).exists():
         TeamMembership.objects.filter(team_id=team_id, managed=True).delete()
+    left = GroupMapping.objects.filter(organization=org, source=source)
+    theirs = Membership.objects.select_for_update().filter(organization=org, user__directory=source)
     if owner and not left.filter(owner=True).exists():
-        for membership in Membership.objects.select_for_update().filter(organization=org, owner_from_mapping=True):
+        for membership in theirs.filter(owner_from_mapping=True):
             _demote(membership, org, membership.user, "group mapping removed")
     if not left.exists():
-        for membership in Membership.objects.select_for_update().filter(organization=org, managed=True):
+        for membership in theirs.filter(managed=True):
             if membership.role == Membership.Role.OWNER and not _other_owners(org.pk, membership.user):
                 continue
             TeamMembership.objects.filter(team__organization=org, user=membership.user).delete()

@@ -189,7 +189,14 @@ class GroupMapping(models.Model):
         ordering = ["organization__name", "source", "group"]
         constraints = [
             models.UniqueConstraint(
-                fields=["source", "group", "organization", "team"], name="group_mapping_unique", nulls_distinct=False
+                fields=["source", "group", "organization", "team"],
+                condition=Q(team__isnull=False),
+                name="group_mapping_unique_team",
+            ),
+            models.UniqueConstraint(
+                fields=["source", "group", "organization"],
+                condition=Q(team__isnull=True),
+                name="group_mapping_unique_ownership",
             ),
             models.CheckConstraint(condition=Q(team__isnull=False) | Q(owner=True), name="group_mapping_grants"),
         ]
@@ -206,8 +213,12 @@ class GroupMapping(models.Model):
         from accounts.directory import normalize_group
 
         self.group = normalize_group(self.source, self.group or "")  # as every sync compares it
-        if not self.group or "\x00" in self.group:
+        if not self.group:
             raise ValidationError({"group": "Name a group."})
+        import unicodedata
+
+        if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in self.group):
+            raise ValidationError({"group": "No control or direction characters in a group's name."})
 
     def __str__(self) -> str:
         target = f"{self.organization.name}/{self.team.name}" if self.team_id else self.organization.name

@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts import services as account_services
-from accounts.models import Level, Membership, Organization, Robot, Team, User
+from accounts.models import Level, Membership, Organization, Robot, Team, TeamMembership, User
 from accounts.snippets import credential_snippets
 from portal.params import id_param, query_param
 from repositories import access, policies, retention, storage, trust
@@ -126,9 +126,14 @@ def _page(request: HttpRequest, organization: Organization, *, status: int = 200
     }
     forms.update(extra.pop("forms", {}))
     members = Membership.objects.filter(organization=organization).select_related("user").order_by("user__username")
-    teams = (
+    teams = list(
         Team.objects.filter(organization=organization).prefetch_related("members", "group_mappings").order_by("name")
     )
+    managed = set(
+        TeamMembership.objects.filter(team__organization=organization, managed=True).values_list("team_id", "user_id")
+    )
+    for team in teams:  # who a group mapping put there (no remove button for them)
+        team.managed_member_ids = {user_id for team_id, user_id in managed if team_id == team.pk}
     context = {
         "organization": organization,
         "sections": SECTIONS,

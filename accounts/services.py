@@ -334,13 +334,20 @@ def team_update(*, team: Team, actor: User, **changes) -> Team:
 
 @transaction.atomic
 def team_delete(*, team: Team, actor: User) -> None:
+    from accounts.directory import group_mapping_delete
+
+    for mapping in team.group_mappings.select_related("organization", "team"):
+        group_mapping_delete(actor=actor, mapping=mapping)  # each audited, and what it gave taken back
     audit_record(action="team.delete", actor=actor, target=team, namespace=team.organization.name)
     team.delete()
 
 
 @transaction.atomic
 def team_member_remove(*, team: Team, user: User, actor: User) -> None:
-    _refuse_if_mapped(team)
+    # Only what a mapping gave is the mapping's: a member added by hand (before the team had a
+    # mapping) can still be removed by hand.
+    if TeamMembership.objects.filter(team=team, user=user, managed=True).exists():
+        _refuse_if_mapped(team)
     TeamMembership.objects.filter(team=team, user=user).delete()
     audit_record(
         action="team.member_remove",

@@ -65,3 +65,31 @@ def with_form_targets(policy: str, origins: list[str]) -> str:
             directives[i] = " ".join([directive, *origins])
             return "; ".join(directives)
     return policy  # no form-action directive: forms are not restricted
+
+
+class ProviderUnreachableMiddleware:
+    """Company sign-in asks the OpenID Connect provider (its discovery document, its token
+    endpoint) while the browser waits; when it cannot be reached, the person gets allauth's
+    sign-in error page with a 502 and the log one line, not a 500 with a traceback."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception):
+        import logging
+
+        import requests
+        from django.shortcuts import render
+
+        if not isinstance(exception, requests.RequestException) or not request.path.startswith("/accounts/oidc/"):
+            return None
+        logging.getLogger(__name__).warning("sign-in provider unreachable: %s", exception.__class__.__name__)
+        return render(
+            request,
+            "socialaccount/authentication_error.html",
+            {"auth_error": {"code": "unknown", "exception": None}, "provider_unreachable": True},
+            status=502,
+        )

@@ -115,6 +115,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "portal.middleware.ContentSecurityPolicyMiddleware",
+    "portal.middleware.ProviderUnreachableMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"

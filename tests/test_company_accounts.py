@@ -7,6 +7,7 @@ from rest_framework.test import APIClient
 from accounts import services
 from accounts.directory import group_mapping_create, groups_sync, username_available, username_from_claim
 from accounts.models import Membership, TeamMembership
+from accounts.oidc_config import socialaccount_providers
 from tests.conftest import PASSWORD as CONFTEST_PASSWORD
 from tests.test_token_endpoint import basic, get_token
 
@@ -104,6 +105,8 @@ def test_deleting_a_mapping_takes_back_what_it_gave_and_only_that(acme, alice, b
     from accounts.models import GroupMapping
 
     zoe = services.user_create(username="zoe", password=PASSWORD)
+    services.User.objects.filter(pk=zoe.pk).update(directory="oidc:corp")
+    services.User.objects.filter(pk=bob.pk).update(directory="oidc:corp")
     groups_sync(user=zoe, source="oidc:corp", groups=["devs", "admins"])
     services.membership_set(organization=acme, user=bob, role="member", actor=alice)  # by hand
     groups_sync(user=bob, source="oidc:corp", groups=["admins"])  # a mapping makes bob an owner
@@ -191,3 +194,83 @@ def test_a_token_that_has_already_expired_is_not_made(alice):
     past = api.post("/api/v1/access-tokens/", {"name": "old", "expires_at": "2020-01-01T00:00:00Z"}, format="json")
     assert past.status_code == 400 and "expired" in past.content.decode()
     assert not alice.access_tokens.exists()
+
+
+def test_a_hand_made_member_of_a_team_that_got_a_mapping_can_still_be_removed(acme, alice, bob):
+    devs = acme.teams.get(name="devs")
+    services.membership_set(organization=acme, user=bob, role="member", actor=alice)
+    TeamMembership.objects.create(team=devs, user=bob)  # before the mapping fed the team
+    zoe = services.user_create(username="zoe", password=PASSWORD)
+    groups_sync(user=zoe, source="oidc:corp", groups=["devs"])
+    api = APIClient()
+    api.force_authenticate(alice)
+    assert api.delete("/api/v1/orgs/acme/teams/devs/members/bob/").status_code == 204
+    assert api.delete("/api/v1/orgs/acme/teams/devs/members/zoe/").status_code == 400  # the mapping's
+
+
+def test_deleting_a_team_deletes_its_mappings_audited_and_takes_back_what_they_gave(acme, alice):
+    from accounts.models import GroupMapping
+    from audit.models import AuditEvent
+
+    devs = acme.teams.get(name="devs")
+    group_mapping_create(actor=alice, source="ldap", group="cn=ops", organization=acme, team=devs, owner=True)
+    zoe = services.user_create(username="zoe", password=PASSWORD)
+    services.User.objects.filter(pk=zoe.pk).update(directory="ldap")
+    groups_sync(user=zoe, source="ldap", groups=["cn=ops"])
+    assert Membership.objects.get(user=zoe, organization=acme).role == "owner"
+    services.team_delete(team=devs, actor=alice)
+    assert not GroupMapping.objects.filter(team__isnull=False).exists()
+    assert AuditEvent.objects.filter(action="group_mapping.delete").count() == 2
+    assert not Membership.objects.filter(user=zoe, organization=acme).exists()
+
+
+def test_staff_cannot_put_people_in_a_mapped_team_or_outside_members_in_any_team_through_the_admin(
+    client, acme, alice, bob
+):
+    staff = services.user_create(username="root", password=PASSWORD, is_staff=True)
+    staff.is_superuser = True
+    staff.save()
+    client.force_login(staff)
+    devs = acme.teams.get(name="devs")
+    added = client.post("/admin/accounts/teammembership/add/", {"team": devs.pk, "user": bob.pk})
+    assert added.status_code == 200 and b"not a member of acme" in added.content
+    services.membership_set(organization=acme, user=bob, role="member", actor=alice)
+    added = client.post("/admin/accounts/teammembership/add/", {"team": devs.pk, "user": bob.pk})
+    assert added.status_code == 200 and b"group mapping" in added.content
+    assert not TeamMembership.objects.filter(user=bob).exists()
+
+
+def test_a_group_name_with_control_or_direction_characters_is_refused(acme, alice):
+    api = APIClient()
+    api.force_authenticate(alice)
+    for group in ["evil\u202egroup", "two\nlines"]:
+        made = api.post(
+            "/api/v1/orgs/acme/group-mappings/", {"source": "oidc:corp", "group": group, "owner": True}, format="json"
+        )
+        assert made.status_code == 400, made.content
+
+
+def test_the_apis_docker_login_names_the_registry(alice, settings):
+    api = APIClient()
+    api.force_authenticate(alice)
+    made = api.post("/api/v1/access-tokens/", {"name": "ci"}, format="json").json()
+    assert made["docker_login"].startswith(f"docker login {settings.REGISTRY_PUBLIC_HOST} -u alice")
+
+
+def test_with_password_sign_in_for_staff_only_the_answer_does_not_tell_who_is_staff(client, settings, alice):
+    settings.PASSWORD_SIGN_IN = "staff"
+    services.user_create(username="root", password=PASSWORD, is_staff=True)
+    answers = {
+        get_token(client, auth=basic(name, password)).content
+        for name, password in [("alice", CONFTEST_PASSWORD), ("alice", "wrong"), ("root", "wrong"), ("nobody", "x")]
+    }
+    assert len(answers) == 1 and b"personal access token" in answers.pop()
+    assert get_token(client, auth=basic("root", PASSWORD)).status_code == 200
+
+
+def test_an_unreachable_provider_gets_a_sign_in_error_page_not_a_500(client, settings):
+    entry = {"id": "corp", "server_url": "http://127.0.0.1:9/", "client_id": "x", "secret": "y"}
+    settings.OIDC_PROVIDERS = [entry]
+    settings.SOCIALACCOUNT_PROVIDERS = socialaccount_providers([entry])
+    response = client.post("/accounts/oidc/corp/login/")
+    assert response.status_code == 502

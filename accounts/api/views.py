@@ -7,6 +7,7 @@ owners with the admin cap (a session, or a token of scope delete), whatever the 
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Count, QuerySet
 from django.utils import timezone
@@ -448,7 +449,7 @@ class GroupMappingListView(APIView):
             if team is None:
                 raise exceptions.ValidationError({"team": ["No such team here."]})
         if "\x00" in values["group"] or "\x00" in values["source"]:
-            raise exceptions.ValidationError({"group": ["NUL is not allowed."]})
+            raise exceptions.ValidationError({"group": ["No control or direction characters in a group's name."]})
         if GroupMapping.objects.filter(
             source=values["source"].strip(), organization=organization, team=team, group=values["group"].strip()
         ).exists():
@@ -570,7 +571,8 @@ class AccessTokenListView(generics.ListAPIView):
             address=client_address(request),
         )
         token.token = secret
-        token.docker_login = f"docker login -u {request.user.username} --password-stdin  # paste the token"
+        host, name = settings.REGISTRY_PUBLIC_HOST, request.user.username
+        token.docker_login = f"docker login {host} -u {name} --password-stdin  # paste the token"
         return Response(AccessTokenSecretSerializer(token).data, status=status.HTTP_201_CREATED)
 
 
