@@ -663,6 +663,27 @@ class RetentionRule(models.Model):
     def __str__(self) -> str:
         return f"{self.repository_pattern}:{self.tag_pattern}"
 
+    @property
+    def keeps_tags(self) -> bool:
+        """Whether the rule speaks about tags at all: it names what to keep. A rule without a
+        keep criterion is an `untagged`-only rule (it removes untagged manifests, no tags)."""
+        return any(
+            value is not None
+            for value in (self.keep_most_recent, self.keep_pushed_within_days, self.keep_pulled_within_days)
+        )
+
+    def clean(self) -> None:
+        # A rule that keeps nothing by accident (a POST of `{}`) would remove every tag it covers
+        # at the next daily run; removing them all has to be said: keep_most_recent 0.
+        if not self.keeps_tags and not self.untagged:
+            raise ValidationError(
+                {
+                    "keep_most_recent": "Say what to keep: keep_most_recent, keep_pushed_within_days or "
+                    "keep_pulled_within_days (keep_most_recent 0 keeps none of the tags the rule covers); "
+                    "or untagged alone, for a rule that removes untagged manifests only."
+                }
+            )
+
 
 class RetentionRun(models.Model):
     """One run of a namespace's retention rules, or its dry-run preview: what went (would go)."""

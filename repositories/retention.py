@@ -156,6 +156,8 @@ def plan(namespace: Namespace, *, now: dt.datetime | None = None) -> Plan:
         )
         verdicts: dict[str, list[bool]] = defaultdict(list)  # tag -> [kept by rule …] for covering rules
         for rule in covering:
+            if not rule.keeps_tags:  # untagged-only: no say about tags
+                continue
             ranked = [t for t in tags if pattern_matches(rule.tag_pattern, t.name)]
             for rank, tag in enumerate(ranked):
                 verdicts[tag.name].append(_keeps(rule, tag, rank, now, tag.name in immutable))

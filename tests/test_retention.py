@@ -116,10 +116,15 @@ def test_rules_are_checked(db, alice, bob):
         {"repository": "Bad Name"},
         {"keep_most_recent": -1},
         {"keep_pushed_within_days": "soon"},
+        {},  # keeps nothing by accident: every tag would go at the next daily run
+        {"tag_pattern": "pr-*", "untagged": False},
     ]:
         response = client.post(url, bad, format="json")
         assert response.status_code == 400, (bad, response.content)
+    assert "Say what to keep" in client.post(url, {}, format="json").json()["keep_most_recent"][0]
     rule = client.post(url, {"tag_pattern": "pr-*", "keep_pushed_within_days": 14}, format="json").json()
+    emptied = client.patch(f"{url}{rule['id']}/", {"keep_pushed_within_days": None}, format="json")
+    assert emptied.status_code == 400, emptied.content
     changed = client.patch(f"{url}{rule['id']}/", {"keep_pushed_within_days": 7}, format="json")
     assert changed.status_code == 200 and changed.json()["keep_pushed_within_days"] == 7
     assert changed.json()["tag_pattern"] == "pr-*"
@@ -128,3 +133,36 @@ def test_rules_are_checked(db, alice, bob):
     assert others.get(url).status_code == 403
     assert others.post("/api/v1/namespaces/alice/retention-runs/", {"dry_run": True}, format="json").status_code == 403
     assert client.delete(f"{url}{rule['id']}/").status_code == 204
+
+
+def test_a_rule_without_a_keep_criterion_removes_untagged_manifests_only(db, alice):
+    """`{"untagged": true}` alone: untagged manifests go, every tag stays; `keep_most_recent: 0`
+    is how a rule says that none of its tags are kept. Rules made before rules had to say what
+    they keep meant keep none; migration 0022 says so for them."""
+    import importlib
+
+    from django.apps import apps as django_apps
+
+    from repositories import retention
+    from repositories.models import Manifest, Repository, RetentionRule
+
+    repo = Repository.objects.create(namespace=alice.namespace, name="tidy")
+    kinds = "application/vnd.oci.image.manifest.v1+json"
+    for i, name in enumerate(["1.0", "2.0"]):
+        Tag.objects.create(
+            repository=repo,
+            name=name,
+            manifest=Manifest.objects.create(repository=repo, digest=f"sha256:{i + 1:064x}", media_type=kinds),
+        )
+    Manifest.objects.create(repository=repo, digest=f"sha256:{9:064x}", media_type=kinds)  # untagged
+    rule = retention.rule_save(namespace=alice.namespace, actor=alice, untagged=True)
+    plan = retention.plan(alice.namespace)
+    assert dict(plan.remove_tags) == {} and dict(plan.untagged) == {"tidy": {f"sha256:{9:064x}"}}
+
+    rule.untagged = False
+    RetentionRule.objects.filter(pk=rule.pk).update(untagged=False)  # as a rule of before 0022
+    migration = importlib.import_module("repositories.migrations.0022_retention_rules_say_what_they_keep")
+    migration.keep_none_said(django_apps, None)
+    rule.refresh_from_db()
+    assert rule.keep_most_recent == 0
+    assert retention.plan(alice.namespace).remove_tags == {"tidy": {"1.0", "2.0"}}
