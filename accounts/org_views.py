@@ -20,27 +20,25 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts import policy_actions
 from accounts import services as account_services
 from accounts.models import Level, Membership, Organization, Robot, Team, TeamMembership, User
 from accounts.snippets import credential_snippets
 from portal.params import id_param, query_param
-from repositories import access, policies, retention, storage, trust
+from repositories import access, trust
 from repositories import services as repository_services
 from repositories.forms import (
     AccessRuleForm,
     DeleteOrganizationForm,
-    ImmutableTagForm,
     MemberForm,
     OrganizationSettingsForm,
-    QuotaForm,
-    RetentionRuleForm,
     RobotForm,
     SigningKeyForm,
     TeamForm,
     TeamMemberForm,
     WebhookForm,
 )
-from repositories.models import AccessRule, ImmutableTagRule, RetentionRule, RetentionRun, SigningKey
+from repositories.models import AccessRule, SigningKey
 from webhooks import services as webhook_services
 from webhooks.models import Webhook
 
@@ -60,13 +58,7 @@ SECTIONS = [
 ]
 
 
-class _Gone(Exception):
-    """What a form pointed at is not there (removed in another tab, or a hand-edited form): the
-    section says so instead of an error page."""
-
-    def __init__(self, section: str, message: str):
-        super().__init__(message)
-        self.section, self.message = section, message
+_Gone = policy_actions.Gone
 
 
 def _managed(view: Callable) -> Callable:
@@ -119,9 +111,7 @@ def _page(request: HttpRequest, organization: Organization, *, status: int = 200
         "robot": RobotForm(prefix="robot"),
         "webhook": WebhookForm(prefix="webhook"),
         "key": SigningKeyForm(prefix="key"),
-        "immutable": ImmutableTagForm(prefix="immutable"),
-        "quota": QuotaForm(prefix="quota"),
-        "retention": RetentionRuleForm(prefix="retention"),
+        **policy_actions.forms(),
         "delete": DeleteOrganizationForm(prefix="delete", full_name=organization.name),
     }
     forms.update(extra.pop("forms", {}))
@@ -146,12 +136,8 @@ def _page(request: HttpRequest, organization: Organization, *, status: int = 200
         "robots": Robot.objects.filter(organization=organization).select_related("organization").order_by("name"),
         "webhooks": Webhook.objects.filter(organization=organization).order_by("name"),
         "keys": SigningKey.objects.filter(namespace=organization.namespace).select_related("added_by"),
-        "retention_rules": RetentionRule.objects.filter(namespace=organization.namespace),
-        "retention_run": RetentionRun.objects.filter(namespace=organization.namespace).first(),
-        "storage": storage.as_data(organization.namespace, storage.usage(organization.namespace)),
-        "immutable_rules": ImmutableTagRule.objects.filter(namespace=organization.namespace).select_related(
-            "created_by"
-        ),
+        **policy_actions.context(organization.namespace),
+        "policy_urls": policy_actions.urls("org", organization.name),
         # Pickers: the names a field may take, offered as a list (typing still works).
         "user_choices": User.objects.filter(is_active=True)
         .order_by("username")
@@ -167,13 +153,7 @@ def _invalid(request: HttpRequest, organization: Organization, key: str, form) -
     return _page(request, organization, status=400, forms={key: form})
 
 
-def _with_errors(form, exc: ValidationError):
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
-    return form
+_with_errors = policy_actions.with_errors
 
 
 @require_GET
@@ -450,94 +430,46 @@ def key_delete(request: HttpRequest, organization: Organization) -> HttpResponse
     return _done(request, organization, "keys", f"{key.name} is no longer trusted; signed images were checked again.")
 
 
+def _answer(request: HttpRequest, organization: Organization, result) -> HttpResponse:
+    if isinstance(result, policy_actions.Invalid):
+        return _invalid(request, organization, result.key, result.form)
+    return _done(request, organization, result.section, result.message)
+
+
 @require_POST
 @_managed
 def immutable_add(request: HttpRequest, organization: Organization) -> HttpResponse:
-    form = ImmutableTagForm(request.POST, prefix="immutable")
-    if form.is_valid():
-        try:
-            rule = policies.immutable_rule_create(
-                namespace=organization.namespace,
-                tag_pattern=form.cleaned_data["tag_pattern"],
-                repository_pattern=form.cleaned_data["repository_pattern"],
-                actor=request.user,
-            )
-        except ValidationError as exc:
-            if hasattr(exc, "error_dict") and "pattern" in exc.error_dict:
-                exc = ValidationError({"tag_pattern": exc.error_dict["pattern"]})
-            return _invalid(request, organization, "immutable", _with_errors(form, exc))
-        return _done(
-            request,
-            organization,
-            "immutable",
-            f"Tags {rule.tag_pattern} in {rule.repository_pattern} are immutable: once pushed, they stay.",
-        )
-    return _invalid(request, organization, "immutable", form)
+    return _answer(request, organization, policy_actions.immutable_add(request, organization.namespace))
 
 
 @require_POST
 @_managed
 def immutable_delete(request: HttpRequest, organization: Organization) -> HttpResponse:
-    rule = ImmutableTagRule.objects.filter(
-        namespace=organization.namespace, pk=id_param(request.POST.get("rule"))
-    ).first()
-    if rule is None:
-        raise _Gone("immutable", "That rule is gone already.")
-    policies.immutable_rule_delete(rule=rule, actor=request.user)
-    return _done(request, organization, "immutable", f"Tags {rule.tag_pattern} can be pushed again and deleted.")
+    return _answer(request, organization, policy_actions.immutable_delete(request, organization.namespace))
 
 
 @require_POST
 @_managed
 def retention_add(request: HttpRequest, organization: Organization) -> HttpResponse:
-    form = RetentionRuleForm(request.POST, prefix="retention")
-    if form.is_valid():
-        try:
-            retention.rule_save(namespace=organization.namespace, actor=request.user, **form.cleaned_data)
-        except ValidationError as exc:
-            return _invalid(request, organization, "retention", _with_errors(form, exc))
-        return _done(request, organization, "retention", "Rule added. Preview to see what it would remove.")
-    return _invalid(request, organization, "retention", form)
+    return _answer(request, organization, policy_actions.retention_add(request, organization.namespace))
 
 
 @require_POST
 @_managed
 def retention_delete(request: HttpRequest, organization: Organization) -> HttpResponse:
-    rule = RetentionRule.objects.filter(namespace=organization.namespace, pk=id_param(request.POST.get("rule"))).first()
-    if rule is None:
-        raise _Gone("retention", "That rule is gone already.")
-    retention.rule_delete(rule=rule, actor=request.user)
-    return _done(request, organization, "retention", "Rule removed.")
+    return _answer(request, organization, policy_actions.retention_delete(request, organization.namespace))
 
 
 @require_POST
 @_managed
 def retention_run(request: HttpRequest, organization: Organization) -> HttpResponse:
-    dry_run = request.POST.get("apply") != "yes"
-    run = retention.run(namespace=organization.namespace, dry_run=dry_run, actor=request.user)
-    size = storage.describe_bytes(run.bytes)
-    if dry_run:
-        said = f"Preview: {len(run.tags)} tag(s) and {len(run.digests)} image(s) would go ({size})."
-    else:
-        said = f"Removed {len(run.tags)} tag(s) and {len(run.digests)} image(s) ({size} once garbage is collected)."
-    return _done(request, organization, "retention", said)
+    return _answer(request, organization, policy_actions.retention_run(request, organization.namespace))
 
 
 @require_POST
 @_managed
 def quota_set(request: HttpRequest, organization: Organization) -> HttpResponse:
-    form = QuotaForm(request.POST, prefix="quota")
-    if form.is_valid():
-        gib = form.cleaned_data["quota_gib"]
-        quota = None if gib is None else int(gib * 1024**3)
-        storage.quota_set(namespace=organization.namespace, quota_bytes=quota, actor=request.user)
-        said = (
-            "No quota: uploads are never refused for size."
-            if quota is None
-            else (f"Quota set to {storage.describe_bytes(quota)}: uploads are refused once it is reached.")
-        )
-        return _done(request, organization, "storage", said)
-    return _invalid(request, organization, "quota", form)
+    return _answer(request, organization, policy_actions.quota_set(request, organization.namespace))
 
 
 @require_POST

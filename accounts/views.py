@@ -9,10 +9,11 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts import services
+from accounts import policy_actions, services
 from accounts.models import PersonalAccessToken
 from accounts.snippets import credential_snippets
 from portal.net import client_address
@@ -106,3 +107,52 @@ def signing_keys(request: HttpRequest) -> HttpResponse:
     keys = SigningKey.objects.filter(namespace=namespace).select_related("added_by")
     status = 400 if form.is_bound and form.errors else 200
     return render(request, "accounts/signing_keys.html", {"keys": keys, "key_form": form}, status=status)
+
+
+def _policies_page(request: HttpRequest, *, status: int = 200, forms: dict | None = None) -> HttpResponse:
+    namespace = request.user.namespace
+    context = {
+        "sections": policy_actions.SECTIONS,
+        "forms": {**policy_actions.forms(), **(forms or {})},
+        "policy_urls": policy_actions.urls("account-policies"),
+        **policy_actions.context(namespace),
+    }
+    return render(request, "accounts/policies.html", context, status=status)
+
+
+@login_required
+@require_GET
+def policies(request: HttpRequest) -> HttpResponse:
+    """Your own namespace's immutable tags, retention and storage: the sections an organization's
+    settings have, for the namespace you own."""
+    return _policies_page(request)
+
+
+def _policy_action(action):
+    """A POST view for one of policy_actions' actions on your own namespace."""
+
+    @login_required
+    @require_POST
+    def view(request: HttpRequest) -> HttpResponse:
+        try:
+            result = action(request, request.user.namespace)
+        except policy_actions.Gone as gone:
+            messages.error(request, gone.message, extra_tags=f"section-{gone.section}")
+            return redirect(reverse("account-policies") + f"#{gone.section}")
+        if isinstance(result, policy_actions.Invalid):
+            return _policies_page(request, status=400, forms={result.key: result.form})
+        messages.success(request, result.message, extra_tags=f"section-{result.section}")
+        return redirect(reverse("account-policies") + f"#{result.section}")
+
+    view.__name__ = view.__qualname__ = f"policies_{action.__name__}"
+    return view
+
+
+POLICY_ACTIONS = {
+    "immutable": _policy_action(policy_actions.immutable_add),
+    "immutable_delete": _policy_action(policy_actions.immutable_delete),
+    "retention": _policy_action(policy_actions.retention_add),
+    "retention_delete": _policy_action(policy_actions.retention_delete),
+    "retention_run": _policy_action(policy_actions.retention_run),
+    "storage": _policy_action(policy_actions.quota_set),
+}

@@ -76,6 +76,13 @@ urlpatterns = [
     path("settings/tokens/", account_views.access_tokens, name="access-tokens"),
     path("settings/profile/", account_views.profile, name="account-profile"),
     path("settings/signing-keys/", account_views.signing_keys, name="signing-keys"),
+    path("settings/policies/", account_views.policies, name="account-policies"),
+    *[
+        path(
+            f"settings/policies/{action.replace('_', '/')}/", view, name=f"account-policies-{action.replace('_', '-')}"
+        )
+        for action, view in account_views.POLICY_ACTIONS.items()
+    ],
     path("settings/", RedirectView.as_view(pattern_name="account-profile", permanent=False)),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),

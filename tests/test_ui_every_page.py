@@ -46,6 +46,7 @@ SIGNED_IN = [
     "/settings/profile/",
     "/settings/tokens/",
     "/settings/signing-keys/",
+    "/settings/policies/",
     "/accounts/email/",
     "/accounts/password/change/",
     "/accounts/2fa/",
@@ -71,6 +72,9 @@ NOT_PAGES = {
     "admin-effective-access",
     "front-check",  # nginx's auth_request, not a page (tests/test_front.py)
     "attachment-download",  # a file download, not a page (tests/test_signatures.py fetches it)
+    # the POST-only actions of /settings/policies/ (tests/test_ui_policies.py)
+    *(f"account-policies-{action}" for action in ("immutable", "immutable-delete", "retention")),
+    *(f"account-policies-{action}" for action in ("retention-delete", "retention-run", "storage")),
 }
 
 
@@ -152,6 +156,7 @@ def test_the_sweep_knows_every_page():
         "namespace": "/u/owen/",
         "access-tokens": "/settings/tokens/",
         "signing-keys": "/settings/signing-keys/",
+        "account-policies": "/settings/policies/",
         "account-profile": "/settings/profile/",
     }
     unknown = sorted(n for n in portal_names - NOT_PAGES if n not in hints and not n.startswith("usersessions"))
