@@ -49,6 +49,23 @@ class AccountAdapter(DefaultAccountAdapter):
             user_namespace_ensure(user=user)
         return user
 
+    def send_password_reset_mail(self, user, email: str, context: dict) -> None:
+        """A password reset only for accounts that may sign in with a password here. A company
+        account (LDAP, single sign-on) or, with PASSWORD_SIGN_IN=staff, anyone but staff gets a
+        mail saying how they do sign in instead of a reset link: a password set through the link
+        would be refused everywhere. The page answers the same either way."""
+        from accounts.backends import password_sign_in_allowed
+
+        if password_sign_in_allowed(user):
+            return super().send_password_reset_mail(user, email, context)
+        directory = getattr(user, "directory", "")
+        how = "LDAP" if directory == "ldap" else "single sign-on" if directory else "your company's sign-in"
+        self.send_mail(
+            "account/email/password_not_used",
+            email,
+            {"user": user, "username": user.username, "how": how, "request": context.get("request")},
+        )
+
     def get_client_ip(self, request) -> str:
         return client_address(request) or "unknown"
 

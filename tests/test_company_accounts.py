@@ -274,3 +274,35 @@ def test_an_unreachable_provider_gets_a_sign_in_error_page_not_a_500(client, set
     settings.SOCIALACCOUNT_PROVIDERS = socialaccount_providers([entry])
     response = client.post("/accounts/oidc/corp/login/")
     assert response.status_code == 502
+
+
+def test_a_password_reset_mails_a_link_only_to_those_who_may_use_a_password(client, settings, alice, mailoutbox):
+    """A company account, or anyone but staff with PASSWORD_SIGN_IN=staff, gets a mail saying how
+    they sign in, not a reset link (a password set through it would be refused everywhere); the
+    page answers the same for all."""
+    from allauth.account.models import EmailAddress
+
+    ldap_user = services.user_create(username="lena", password=None)
+    ldap_user.directory = "ldap"
+    ldap_user.save(update_fields=["directory"])
+    for user, address in ((alice, "alice@example.org"), (ldap_user, "lena@example.org")):
+        user.email = address
+        user.save(update_fields=["email"])
+        EmailAddress.objects.create(user=user, email=address, verified=True, primary=True)
+
+    def reset(address: str):
+        mailoutbox.clear()
+        answer = client.post("/accounts/password/reset/", {"email": address})
+        assert answer.status_code == 302 and answer["Location"] == "/accounts/password/reset/done/"
+        assert len(mailoutbox) == 1
+        return mailoutbox[0]
+
+    assert "/accounts/password/reset/key/" in reset("alice@example.org").body
+    mail = reset("lena@example.org")
+    assert "/accounts/password/reset/key/" not in mail.body and "signs in through LDAP" in mail.body
+    settings.PASSWORD_SIGN_IN = "staff"
+    mail = reset("alice@example.org")
+    assert "/accounts/password/reset/key/" not in mail.body and "personal access token" in mail.body
+    alice.is_staff = True
+    alice.save(update_fields=["is_staff"])
+    assert "/accounts/password/reset/key/" in reset("alice@example.org").body
