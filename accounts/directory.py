@@ -11,6 +11,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from accounts.models import NAMESPACE_RE, GroupMapping, Membership, Organization, Team, TeamMembership, User
@@ -152,10 +153,16 @@ def _audit(action: str, actor_name: str, org: Organization, user: User, data: di
     )
 
 
+MAX_MAPPINGS_PER_ORGANIZATION = 500
+
+
 @transaction.atomic
 def group_mapping_create(
     *, actor: User | None, source: str, group: str, organization: Organization, team: Team | None, owner: bool
 ) -> GroupMapping:
+    if GroupMapping.objects.filter(organization=organization).count() >= MAX_MAPPINGS_PER_ORGANIZATION:
+        # Bounded like the other per-organization rules, so the list (not paginated) stays small.
+        raise ValidationError({"group": f"An organization has at most {MAX_MAPPINGS_PER_ORGANIZATION} group mappings."})
     mapping = GroupMapping(
         source=source.strip(), group=normalize_group(source.strip(), group), organization=organization, team=team
     )

@@ -306,3 +306,23 @@ def test_a_password_reset_mails_a_link_only_to_those_who_may_use_a_password(clie
     alice.is_staff = True
     alice.save(update_fields=["is_staff"])
     assert "/accounts/password/reset/key/" in reset("alice@example.org").body
+
+
+def test_an_organization_has_a_bounded_number_of_group_mappings(acme, alice, settings):
+    """The list is not paginated; it is bounded (500), with a clear 400 past it."""
+    from accounts import directory
+
+    settings.DEBUG = False
+    directory.MAX_MAPPINGS_PER_ORGANIZATION, before = 3, directory.MAX_MAPPINGS_PER_ORGANIZATION
+    try:
+        client = APIClient()
+        client.force_login(alice)
+        url = "/api/v1/orgs/acme/group-mappings/"
+        assert (
+            client.post(url, {"source": "ldap", "group": "cn=x,dc=e", "owner": True}, format="json").status_code == 201
+        )
+        refused = client.post(url, {"source": "ldap", "group": "cn=y,dc=e", "owner": True}, format="json")
+        assert refused.status_code == 400 and "at most 3 group mappings" in refused.json()["group"][0]
+        assert len(client.get(url).json()) == 3
+    finally:
+        directory.MAX_MAPPINGS_PER_ORGANIZATION = before
