@@ -156,3 +156,30 @@ POLICY_ACTIONS = {
     "retention_run": _policy_action(policy_actions.retention_run),
     "storage": _policy_action(policy_actions.quota_set),
 }
+
+
+def _company_account_has_no_password(allauth_view):
+    """allauth's password change and set pages, except for company accounts (LDAP, single
+    sign-on): a password set here would be refused on every surface (password_sign_in_allowed),
+    so the page says how they sign in and use docker instead of offering one."""
+
+    def view(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        directory = getattr(request.user, "directory", "") if request.user.is_authenticated else ""
+        if not directory:
+            return allauth_view(request, *args, **kwargs)
+        how = "LDAP" if directory == "ldap" else "single sign-on"
+        status = 200 if request.method in ("GET", "HEAD") else 403
+        return render(request, "accounts/no_password.html", {"how": how}, status=status)
+
+    view.__name__ = view.__qualname__ = f"company_aware_{getattr(allauth_view, '__name__', 'password')}"
+    return view
+
+
+def _allauth(name: str):
+    from allauth.account import views as allauth_views
+
+    return getattr(allauth_views, name)
+
+
+password_change = _company_account_has_no_password(_allauth("password_change"))
+password_set = _company_account_has_no_password(_allauth("password_set"))

@@ -96,6 +96,9 @@ urlpatterns = [
     path("api/v1/", include("accounts.api.urls")),
     path("api/v1/", include("repositories.api.urls")),
     path("v1/search", DockerSearchView.as_view(), name="docker-search"),
+    # Company accounts have no password here: these two of allauth's pages say so (accounts/views.py).
+    path("accounts/password/change/", account_views.password_change),
+    path("accounts/password/set/", account_views.password_set),
     path("accounts/", include("allauth.urls")),
     path("admin/effective-access/", admin.site.admin_view(effective_access), name="admin-effective-access"),
     path("admin/", admin.site.urls),

@@ -326,3 +326,23 @@ def test_an_organization_has_a_bounded_number_of_group_mappings(acme, alice, set
         assert len(client.get(url).json()) == 3
     finally:
         directory.MAX_MAPPINGS_PER_ORGANIZATION = before
+
+
+def test_a_company_account_is_not_offered_a_password_here(client, alice):
+    """The hub's Password page tells a company account how it signs in and uses docker; a POST
+    sets nothing. A local account still gets allauth's form."""
+    lena = services.user_create(username="lena", password=None)
+    lena.directory = "oidc:corp"
+    lena.save(update_fields=["directory"])
+    client.force_login(lena, backend="accounts.backends.AllauthPasswordBackend")  # as allauth signs SSO in
+    for path in ("/accounts/password/change/", "/accounts/password/set/"):
+        page = client.get(path)
+        assert page.status_code == 200 and "signs in through single sign-on" in page.content.decode()
+        assert "/settings/tokens/" in page.content.decode()
+        posted = client.post(path, {"password1": PASSWORD, "password2": PASSWORD})
+        assert posted.status_code == 403
+    lena.refresh_from_db()
+    assert not lena.has_usable_password()
+    client.force_login(alice)
+    page = client.get("/accounts/password/change/")
+    assert page.status_code == 200 and 'name="oldpassword"' in page.content.decode()
