@@ -458,3 +458,39 @@ def test_two_first_pushes_of_one_immutable_tag_through_the_front_one_wins(front,
     for thread in threads:
         thread.join(60)
     assert sorted(answers) == [201, 403]  # never both: the tag has one content, the first push's
+
+
+def test_a_token_for_every_action_meets_the_same_rules_at_the_front(front, registry, live_server, alice):
+    """A registry token asked for with the `*` action (what `skopeo delete` asks for; the owner
+    gets it) allows every action at the registry, so the front's rules hold for it as for
+    push and delete: found by a README-only newcomer (helper-12), who deleted immutable tags,
+    pushed over one and started an upload over quota with such a token."""
+    client = APIClient()
+    client.force_login(alice)
+    assert client.post("/api/v1/namespaces/alice/immutable-tags/", {"pattern": "v*"}, format="json").status_code == 201
+    p = _pusher(live_server, front, "alice/starred")
+    img = oci.image(p, layers=(b"kept layer",), tag="v1.0")
+    process_events(registry)
+    star = {"Authorization": "Bearer " + registry_token(live_server, "repository:alice/starred:*")}
+    deleted = requests.delete(f"http://{front}/v2/alice/starred/manifests/{img['digest']}", headers=star)
+    assert deleted.status_code == 403 and "tag v1.0 is immutable (rule v*)" in deleted.json()["errors"][0]["message"]
+    by_tag = requests.delete(f"http://{front}/v2/alice/starred/manifests/v1.0", headers=star)
+    assert by_tag.status_code == 403
+    manifest = p.pull("v1.0")
+    pushed_again = requests.put(
+        f"http://{front}/v2/alice/starred/manifests/v1.0",
+        data=manifest,
+        headers={**star, "Content-Type": oci.OCI_MANIFEST},
+    )
+    assert pushed_again.status_code == 403 and "immutable" in pushed_again.json()["errors"][0]["message"]
+    from accounts.models import Namespace
+    from repositories import storage
+
+    storage.refresh(Namespace.objects.get(name="alice"))
+    over = client.put("/api/v1/namespaces/alice/storage/", {"quota_bytes": 1}, format="json")
+    assert over.status_code == 200 and over.json()["over_quota"]
+    # (another repository: nginx may keep the push's own upload starts' allow for a second)
+    star = {"Authorization": "Bearer " + registry_token(live_server, "repository:alice/starred-too:*")}
+    started = requests.post(f"http://{front}/v2/alice/starred-too/blobs/uploads/", headers=star)
+    assert started.status_code == 403 and "quota" in started.json()["errors"][0]["message"]
+    assert _pull_all(p, "v1.0") == []
