@@ -220,7 +220,7 @@ class SigningKeyForm(forms.Form):
         label="Public key (PEM)",
         max_length=16384,
         widget=forms.Textarea(attrs={"rows": 5, "spellcheck": "false", "placeholder": "-----BEGIN PUBLIC KEY-----"}),
-        help_text="cosign.pub from `cosign generate-key-pair`, or any ECDSA, RSA or Ed25519 public key.",
+        help_text="cosign.pub, as cosign generate-key-pair writes it, or any ECDSA, RSA or Ed25519 public key.",
     )
 
 

@@ -104,6 +104,8 @@ def world(transactional_db):
 def looks_like_the_site(page, path: str) -> None:
     assert page.locator("header .brand, header a[rel=home]").count() >= 1, f"{path} has no site header"
     assert page.evaluate("[...document.styleSheets].some(s => (s.href || '').includes('/static/css/site'))"), path
+    text = page.inner_text("body")
+    assert not any(mark in text for mark in ("{#", "#}", "{%", "%}", "{{")), f"{path} shows template syntax"
 
 
 def visit(page, base: str, paths: list[str]) -> None:

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from accounts.models import Membership, Namespace, Organization
-from accounts.services import organization_create, user_create
+from accounts.services import organization_create, team_create, team_member_add, user_create
 from repositories.models import Manifest, Repository, Tag
 from tests.test_ui_browser import PASSWORD, check_accessibility, shoot, sign_up
 
@@ -121,7 +121,7 @@ def test_the_account_hub(transactional_db, live_server, page):
 
 def test_organization_settings_answer_in_their_section_and_ask_before_destroying(transactional_db, live_server, page):
     owner = user_create(username="pia", password=PASSWORD)
-    user_create(username="quinn", password=PASSWORD)
+    quinn = user_create(username="quinn", password=PASSWORD)
     org = organization_create(name="pia-co", owner=owner)
     base = live_server.url
     sign_in(page, base, "pia")
@@ -139,6 +139,25 @@ def test_organization_settings_answer_in_their_section_and_ask_before_destroying
     assert page.inner_text("#secret-title") == "Robot pia-co+ci created"
     assert "--docker-username=pia-co+ci" in page.text_content("#snippet-kubectl")
     page.click("#secret-done")
+
+    # A team's member chip holds its own remove button, which asks first (a README-only
+    # newcomer, helper-12, found it removed at once, on a line of its own).
+    team = team_create(organization=org, name="writers", actor=owner)
+    team_member_add(team=team, user=quinn, actor=owner)
+    page.goto(f"{base}/u/pia-co/settings/#teams")
+    chip = page.locator("#teams .chip:has-text('quinn')")
+    remove = chip.get_by_role("button", name="Remove quinn from writers")
+    box, inside = chip.bounding_box(), remove.bounding_box()
+    assert box["y"] <= inside["y"] and inside["y"] + inside["height"] <= box["y"] + box["height"] + 1
+    asked = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    remove.click()
+    assert asked and "Remove quinn from the team writers" in asked[0]
+    assert team.members.filter(username="quinn").exists()
+    page.once("dialog", lambda d: d.accept())
+    remove.click()
+    expect(page.locator("#teams .chip:has-text('quinn')")).to_have_count(0)
+    assert not team.members.filter(username="quinn").exists()
 
     asked = []
     page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
