@@ -124,6 +124,21 @@ def test_private_targets_are_refused_with_the_setting_off(repo, receiver, settin
     assert receiver.requests == []  # nothing was sent
 
 
+def test_a_name_that_does_not_resolve_is_retried_like_a_connection_error(repo, settings):
+    """DNS failing is a connection error (docs/webhooks.md: retried), not a refusal: a
+    README-only newcomer (helper-12) saw such a delivery fail after one attempt. `.invalid`
+    never resolves (RFC 6761)."""
+    settings.WEBHOOK_MAX_ATTEMPTS = 3
+    delivery = services.send_test(webhook=hook_for(repo, "https://hooks.example.invalid/x"), actor=None)
+    result, number = services.attempt_delivery(delivery.pk)
+    assert number == 1 and result.retryable and result.error.startswith("cannot resolve hooks.example.invalid")
+    assert Delivery.objects.get(pk=delivery.pk).status == "pending"  # another try comes
+    services.attempt_delivery(delivery.pk)
+    services.attempt_delivery(delivery.pk)
+    delivery.refresh_from_db()
+    assert delivery.status == "failed" and delivery.attempts.count() == 3
+
+
 @pytest.mark.parametrize(
     "url",
     [

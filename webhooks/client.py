@@ -24,6 +24,11 @@ class WebhookTargetRefused(Exception):
     """The URL is not something we deliver to (scheme, or an internal address)."""
 
 
+class WebhookNameUnresolved(WebhookTargetRefused):
+    """The target's host name did not resolve now: like a connection error, worth another try
+    (DNS fails for a while; a name not yet published may be soon)."""
+
+
 @dataclass(frozen=True)
 class WebhookResult:
     status_code: int | None
@@ -81,7 +86,7 @@ def resolve_target(url: str, *, allow_private: bool) -> tuple[str, str, int, str
     try:
         infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise WebhookTargetRefused(f"cannot resolve {parts.hostname}: {exc.strerror}") from None
+        raise WebhookNameUnresolved(f"cannot resolve {parts.hostname}: {exc.strerror}") from None
     addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
     if not allow_private:
         refused = [str(ip) for ip in addresses if _forbidden(ip)]
@@ -94,6 +99,8 @@ def deliver(url: str, body: bytes, headers: dict[str, str], *, timeout: float, a
     started = time.monotonic()
     try:
         scheme, host, port, ip = resolve_target(url, allow_private=allow_private)
+    except WebhookNameUnresolved as exc:
+        return WebhookResult(None, int((time.monotonic() - started) * 1000), "", str(exc))  # retried
     except WebhookTargetRefused as exc:
         return WebhookResult(None, 0, "", f"refused: {exc}")
     parts = urlsplit(url)
