@@ -239,6 +239,7 @@ def run(*, namespace: Namespace, dry_run: bool, actor=None, actor_name: str = ""
     """Preview (dry_run) or apply the namespace's rules; recorded either way."""
 
     who = actor_name or getattr(actor, "username", "") or "retention"
+    started_at = timezone.now()
     found = plan(namespace)
     before = snapshot(namespace)
     skipped = list(found.skipped)
@@ -256,6 +257,7 @@ def run(*, namespace: Namespace, dry_run: bool, actor=None, actor_name: str = ""
         record = RetentionRun.objects.create(
             namespace=namespace,
             dry_run=dry_run,
+            started_at=started_at,
             finished_at=timezone.now(),
             tags=tags,
             digests=digests,

@@ -225,6 +225,7 @@ def tag_delete(
     from repositories.registry.client import RegistryNotFound
     from repositories.sync import (
         announce_tag_delete,
+        hold_deletes,
         refresh_artifact_flags,
         remove_unreferenced_manifests,
         tag_tombstones_write,
@@ -246,9 +247,11 @@ def tag_delete(
         raise ConfirmationRequired(digest, siblings)
     client = get_client()
     deleted_at = timezone.now()
-    with contextlib.suppress(RegistryNotFound):  # deleted meanwhile: the portal agrees below
-        client.delete_manifest(repository.full_name, digest)
     with transaction.atomic():
+        # The registry's event for this delete waits until it is recorded here (sync.hold_deletes).
+        hold_deletes(repository.full_name)
+        with contextlib.suppress(RegistryNotFound):  # deleted meanwhile: the portal agrees below
+            client.delete_manifest(repository.full_name, digest)
         # What the registry deleted: the digest's tags there, whatever digest the portal thought
         # they had. (A portal row on that digest for a tag the registry has elsewhere is stale,
         # not deleted: the next event or crawl corrects it.)

@@ -931,11 +931,28 @@ def _apply_pull(event: RegistryEvent) -> None:
             DailyPulls.objects.filter(repository=repository, day=day).update(count=F("count") + 1)
 
 
+def hold_deletes(repository_name: str) -> None:
+    """Within a transaction: wait for, then hold until it ends, a repository's delete lock.
+    The portal's own deletes take it before asking the registry, and the delete events take it
+    before applying: the registry's event for a delete the portal made is then applied after
+    the portal has recorded it, finds nothing left and records nothing again (without it, a
+    fast worker recorded the delete a second time, as the registry's, with a second webhook).
+    PostgreSQL: an advisory lock, which nothing else takes (so no cycle with pushes' row locks).
+    SQLite: a write, which holds every other writer until commit."""
+    key = int.from_bytes(hashlib.sha256(f"delete:{repository_name}".encode()).digest()[:8], "big", signed=True)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+        else:
+            Repository.objects.filter(pk=-1).update(id=F("id"))  # a write that changes nothing
+
+
 def _apply_delete(event: RegistryEvent) -> None:
     """A manifest deleted by digest: every tag that pointed at it is gone. A tag deleted (3.x's
     untag, or 2.8's per-tag delete event): that tag is gone. Either way, unless the tag was
     pushed again after the delete (its push event may have been processed first). The deleted
     tags are remembered, so a push event delivered late cannot bring them back."""
+    hold_deletes(event.repository)  # a delete the portal is making is recorded first, by it
     ns_name, name = split_repository_name(event.repository)
     repository = Repository.objects.filter(namespace__name=ns_name, name=name).first()
     deleted_at = event.timestamp or timezone.now()

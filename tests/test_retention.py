@@ -100,6 +100,7 @@ def test_a_dry_run_is_the_run_and_shared_digests_stay(registry, live_server, ali
     # Recorded and audited; a second run finds nothing more.
     runs = client.get(f"{base}/retention-runs/").json()
     assert [r["dry_run"] for r in runs] == [False, True]
+    assert all(r["started_at"] <= r["finished_at"] for r in runs)  # a run ends after it starts
     from audit.models import AuditEvent
 
     assert AuditEvent.objects.filter(action="retention.run", namespace="alice").exists()

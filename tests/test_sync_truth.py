@@ -114,6 +114,56 @@ def test_deleting_latest_after_lost_events_deletes_what_latest_is_now(quiet, cra
     assert tags_of("truth") == {"1.0": one}
 
 
+def test_the_registry_event_of_a_portal_delete_is_not_recorded_again(quiet, alice, tmp_path, monkeypatch):
+    """A worker fast enough to apply the registry's delete event before the portal recorded its
+    own delete used to record it a second time, as the registry's (an activity row by
+    dockyard-system, a second tag_delete webhook): a README-only newcomer (helper-12) saw it
+    after a retention run. The event now waits for the portal's record, and finds nothing left."""
+    from django.db import connection
+
+    from repositories import services as repository_services
+
+    digest = put(quiet, tmp_path, "alice/raced:1.0", "raced")
+    assert deliver(event("push", "alice/raced", digest=digest, tag="1.0")).status_code == 200
+    process_all()
+    repository = Repository.objects.get(namespace__name="alice", name="raced")
+    original = RegistryClient.delete_manifest
+    applier: dict = {}
+
+    def apply_the_event():
+        try:
+            assert deliver(event("delete", "alice/raced", digest=digest, actor="dockyard-system")).status_code == 200
+            applier["result"] = process_all()
+        finally:
+            connection.close()
+
+    def lock_waiters() -> int:
+        if connection.vendor != "postgresql":
+            return 0
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+            return cursor.fetchone()[0]
+
+    def delete_then_race(self, name, ref):
+        original(self, name, ref)
+        # The registry's event arrives and a worker applies it, while the portal has yet to
+        # record the delete: the worker either finishes (before) or waits for the portal (now).
+        thread = threading.Thread(target=apply_the_event)
+        thread.start()
+        applier["thread"] = thread
+        services.wait_until(
+            lambda: not thread.is_alive() or lock_waiters(), timeout=20, what="the event applied or held"
+        )
+
+    monkeypatch.setattr(RegistryClient, "delete_manifest", delete_then_race)
+    repository_services.tag_delete(repository=repository, tag_name="1.0", actor=alice, confirm=True)
+    applier["thread"].join(timeout=30)
+    assert applier["result"] == ["processed"]
+    recorded = AuditEvent.objects.filter(action="tag.delete", target_name=f"alice/raced@{digest}")
+    assert [e.actor_id for e in recorded] == [alice.pk]  # once, by the person who deleted it
+    assert tags_of("raced") == {}
+
+
 def test_a_deleted_repository_stays_deleted_although_the_portal_missed_a_tag(quiet, crawler, alice, tmp_path):
     put(quiet, tmp_path, "alice/gone:1", "g1")
     reconcile(client=crawler)
