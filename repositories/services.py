@@ -311,7 +311,7 @@ def repository_delete(*, repository: Repository, actor) -> list[str]:
     from repositories.models import Tag
     from repositories.registry import get_client
     from repositories.registry.client import RegistryNotFound
-    from repositories.sync import tag_tombstones_write
+    from repositories.sync import hold_deletes, tag_tombstones_write
 
     client = get_client()
     in_registry = client.tag_digests(repository.full_name)
@@ -320,12 +320,14 @@ def repository_delete(*, repository: Repository, actor) -> list[str]:
     policies.check_delete(
         namespace_name=repository.namespace.name, repository_name=repository.name, tags=sorted(known | set(in_registry))
     )
-    for digest in sorted(set(in_registry.values())):
-        with contextlib.suppress(RegistryNotFound):
-            client.delete_manifest(repository.full_name, digest)
-    deleted_at = timezone.now()
     tags = sorted(known | set(in_registry))
     with transaction.atomic():
+        # The registry's events for these deletes wait until they are recorded here, as one.
+        hold_deletes(repository.full_name)
+        for digest in sorted(set(in_registry.values())):
+            with contextlib.suppress(RegistryNotFound):
+                client.delete_manifest(repository.full_name, digest)
+        deleted_at = timezone.now()
         audit_record(
             action="repository.delete",
             actor=actor,

@@ -114,7 +114,8 @@ def test_deleting_latest_after_lost_events_deletes_what_latest_is_now(quiet, cra
     assert tags_of("truth") == {"1.0": one}
 
 
-def test_the_registry_event_of_a_portal_delete_is_not_recorded_again(quiet, alice, tmp_path, monkeypatch):
+@pytest.mark.parametrize("what", ["tag", "repository"])
+def test_the_registry_event_of_a_portal_delete_is_not_recorded_again(quiet, alice, tmp_path, monkeypatch, what):
     """A worker fast enough to apply the registry's delete event before the portal recorded its
     own delete used to record it a second time, as the registry's (an activity row by
     dockyard-system, a second tag_delete webhook): a README-only newcomer (helper-12) saw it
@@ -156,11 +157,15 @@ def test_the_registry_event_of_a_portal_delete_is_not_recorded_again(quiet, alic
         )
 
     monkeypatch.setattr(RegistryClient, "delete_manifest", delete_then_race)
-    repository_services.tag_delete(repository=repository, tag_name="1.0", actor=alice, confirm=True)
+    if what == "tag":
+        repository_services.tag_delete(repository=repository, tag_name="1.0", actor=alice, confirm=True)
+    else:
+        repository_services.repository_delete(repository=repository, actor=alice)
     applier["thread"].join(timeout=30)
     assert applier["result"] == ["processed"]
-    recorded = AuditEvent.objects.filter(action="tag.delete", target_name=f"alice/raced@{digest}")
-    assert [e.actor_id for e in recorded] == [alice.pk]  # once, by the person who deleted it
+    recorded = AuditEvent.objects.filter(action__in=["tag.delete", "repository.delete"], namespace="alice")
+    # Once, by the person who deleted it, and not again as the registry's.
+    assert [(e.action, e.actor_id) for e in recorded] == [(f"{what}.delete", alice.pk)]
     assert tags_of("raced") == {}
 
 
