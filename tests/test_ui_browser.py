@@ -12,6 +12,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
 
+from accounts.models import PersonalAccessToken
 from accounts.services import user_create
 from repositories.models import Tag
 from repositories.oci_layout import write_image
@@ -67,8 +68,10 @@ def test_a_person_signs_up_pushes_describes_searches_and_deletes(live_server, re
     assert "--password-stdin" in page.inner_text("#snippet-docker-login")
     check_accessibility(page)
     page.click("#secret-done")  # the dialog stays until it is dismissed
-    page.goto(f"{base}/settings/tokens/")
+    page.reload()  # a GET: the form is not sent again (a README-only newcomer, helper-12, got two tokens)
+    assert page.url.startswith(f"{base}/settings/tokens/")
     assert secret not in page.content()  # never shown again
+    assert PersonalAccessToken.objects.filter(user__username="dana", name="laptop").count() == 1
 
     image = write_image(tmp_path / "img", "1.0", content="ui", arch="arm64")
     write_image(tmp_path / "img", "latest", content="ui", arch="arm64")

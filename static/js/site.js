@@ -39,10 +39,13 @@ document.addEventListener("submit", (event) => {
   if (message && !window.confirm(message)) event.preventDefault();
 });
 
-// One-time secrets open as modal dialogs that stay until dismissed.
+// One-time secrets open as modal dialogs that stay until dismissed. The page that shows one
+// answers the POST that made it: it becomes a plain GET in the history, so reloading it does
+// not send the form again (a second token, robot or webhook, or a rotated secret rotated again).
 document.addEventListener("DOMContentLoaded", () => {
   for (const dialog of document.querySelectorAll("dialog[data-open-modal]")) {
     if (!dialog.open) dialog.showModal();
     dialog.addEventListener("cancel", (event) => event.preventDefault()); // Esc does not lose it
+    history.replaceState(null, "", location.href);
   }
 });
