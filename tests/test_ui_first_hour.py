@@ -246,3 +246,23 @@ def test_sign_in_pages_use_the_sites_look(transactional_db, live_server, page):
         page.goto(base + url)
         assert page.locator("main .entrance.panel").count() == 1, url
         both_widths(page)
+
+
+def test_nothing_in_a_table_row_runs_into_the_next_cell(transactional_db, live_server, page):
+    """A token's prefix ran into its Access column (a README-only newcomer, helper-12): every
+    cell's content stays within its cell, on the tokens page at desktop width."""
+    from accounts.services import access_token_create
+
+    user = user_create(username="tove", password=PASSWORD)
+    for name in ("ci", "laptop"):
+        access_token_create(user=user, name=name, scope="write", expires_at=None, limits=[], address="127.0.0.1")
+    sign_in(page, live_server.url, "tove")
+    page.goto(f"{live_server.url}/settings/tokens/")
+    spill = page.evaluate(
+        """() => [...document.querySelectorAll('#tokens td')].flatMap(td => {
+             const cell = td.getBoundingClientRect();
+             return [...td.querySelectorAll('*')].filter(el => el.getBoundingClientRect().right > cell.right + 1)
+               .map(el => el.outerHTML.slice(0, 80));
+           })"""
+    )
+    assert spill == []
