@@ -155,3 +155,17 @@ def test_the_personal_policy_actions_touch_only_your_own_namespace(own, org):
     assert NamespaceStorage.objects.get(namespace=own.namespace).quota_bytes == 2 * 1024**3
     assert not NamespaceStorage.objects.filter(namespace=org.namespace, quota_bytes__isnull=False).exists()
     assert client.post("/settings/policies/storage/", {"quota-quota_gib": "lots"}).status_code == 400
+
+
+def test_a_checkbox_sits_beside_its_label(transactional_db, live_server, page):
+    """The retention form's checkboxes stood on lines of their own above their labels (a
+    README-only newcomer, helper-12): each now sits on its label's line."""
+    user_create(username="cato", password=PASSWORD)
+    sign_in(page, live_server.url, "cato")
+    page.goto(f"{live_server.url}/settings/policies/")
+    for box in page.locator("#retention input[type=checkbox]").all():
+        label = page.locator(f"label[for='{box.get_attribute('id')}']")
+        b, t = box.bounding_box(), label.bounding_box()
+        assert (
+            b["x"] + b["width"] <= t["x"] and abs((b["y"] + b["height"] / 2) - (t["y"] + t["height"] / 2)) < t["height"]
+        )
