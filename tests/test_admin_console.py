@@ -254,3 +254,13 @@ def test_the_repository_search_has_its_trigram_index(db):
         cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'repository_full_name_upper_trgm'")
         row = cursor.fetchone()
     assert row is not None and "gin_trgm_ops" in row[0] and "upper" in row[0].lower()
+
+
+def test_the_admin_home_names_each_section_once(staff_client, world):
+    """Two sections were both called Accounts (ours and allauth's e-mail addresses; a README-only
+    newcomer, helper-12): every app's section has a name of its own."""
+    import re
+
+    page = staff_client.get("/admin/").content.decode()
+    names = re.findall(r'<caption>\s*<a [^>]*class="section"[^>]*>([^<]+)</a>', page)
+    assert "People and organizations" in names and len(names) == len(set(names)), names
