@@ -81,6 +81,7 @@ def stack(tmp_path):
             "pid": proc.pid,
             "log": tmp_path / "run.log",
             "data": tmp_path / "var",
+            "env": env,
         }
     finally:
         proc.send_signal(signal.SIGINT)  # Ctrl-C
@@ -131,6 +132,18 @@ def test_make_run_serves_like_production_and_outlives_a_crash(stack):
 
     push_sample(stack, "first")
     services.wait_until(lambda: "first" in tags(), timeout=60, what="the first push in the portal")
+
+    # A manage.py command beside the stack, given the variables the stack was given, reaches
+    # that stack (its Redis, its database): scripts/manage.sh, which README names.
+    env = {k: v for k, v in stack["env"].items() if not k.startswith("DJANGO_SUPERUSER")}
+    script = "from django.core.cache import cache; from repositories.models import Tag; cache.set('seen', 7); " + (
+        "print(cache.get('seen'), sorted(Tag.objects.values_list('name', flat=True)))"
+    )
+    beside = subprocess.run(
+        ["scripts/manage.sh", "shell", "-c", script], cwd=services.ROOT, env=env, capture_output=True, text=True
+    )
+    assert beside.returncode == 0, beside.stderr
+    assert beside.stdout.strip().splitlines()[-1] == "7 ['first']", beside.stdout
 
     # Webhook deliveries have a worker of their own (a slow receiver never delays the sync), and
     # so has the long background work (a crawl never holds a process the events wait for).
