@@ -70,6 +70,14 @@ def profile(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/profile.html", {"form": form}, status=400 if form.errors else 200)
 
 
+def _own_namespace(request: HttpRequest):
+    """The signed-in user's namespace; users made outside the services (the admin's user form,
+    create_user) get it on first need, as the organization pages do (it was a 500)."""
+    from accounts.services import user_namespace_ensure
+
+    return user_namespace_ensure(user=request.user)
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def signing_keys(request: HttpRequest) -> HttpResponse:
@@ -80,7 +88,7 @@ def signing_keys(request: HttpRequest) -> HttpResponse:
     from repositories.forms import SigningKeyForm
     from repositories.models import SigningKey
 
-    namespace = request.user.namespace
+    namespace = _own_namespace(request)
     form = SigningKeyForm(request.POST if request.POST.get("action") == "add" else None)
     if request.POST.get("action") == "remove":
         key = SigningKey.objects.filter(namespace=namespace, pk=id_param(request.POST.get("key"))).first()
@@ -110,7 +118,7 @@ def signing_keys(request: HttpRequest) -> HttpResponse:
 
 
 def _policies_page(request: HttpRequest, *, status: int = 200, forms: dict | None = None) -> HttpResponse:
-    namespace = request.user.namespace
+    namespace = _own_namespace(request)
     context = {
         "sections": policy_actions.SECTIONS,
         "forms": {**policy_actions.forms(), **(forms or {})},
@@ -135,7 +143,7 @@ def _policy_action(action):
     @require_POST
     def view(request: HttpRequest) -> HttpResponse:
         try:
-            result = action(request, request.user.namespace)
+            result = action(request, _own_namespace(request))
         except policy_actions.Gone as gone:
             messages.error(request, gone.message, extra_tags=f"section-{gone.section}")
             return redirect(reverse("account-policies") + f"#{gone.section}")

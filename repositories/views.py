@@ -384,10 +384,13 @@ def repository_settings(request: HttpRequest, namespace: str, name: str) -> Http
     elif action == "immutable":
         from repositories import policies
 
+        pattern = request.POST.get("tag_pattern", "")
+        if len(pattern) > 128:  # refused, never cut: a shortened pattern would cover more tags
+            return done("immutable", "A tag pattern has at most 128 characters; nothing was changed.", messages.ERROR)
         try:
             policies.immutable_rule_create(
                 namespace=repository.namespace,
-                tag_pattern=request.POST.get("tag_pattern", "")[:128],
+                tag_pattern=pattern,
                 repository_pattern=repository.name,  # a repository's admin: this repository alone
                 actor=request.user,
                 repository_admin=not access.may_manage_namespace(_actor(request), repository.namespace),

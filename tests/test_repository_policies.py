@@ -102,6 +102,9 @@ def test_the_repository_settings_page_manages_its_own_immutable_tags(world, clie
     assert ImmutableTagRule.objects.filter(pk=namespace_wide.pk).exists()  # not theirs to remove
     bad = client.post(url, {"action": "immutable", "tag_pattern": "[unclosed"}, follow=True)
     assert bad.status_code == 200 and ImmutableTagRule.objects.count() == 2
+    # A pattern over 128 characters is refused, not cut to a broader one (helper-11).
+    long = client.post(url, {"action": "immutable", "tag_pattern": "p" * 127 + "*zzz"}, follow=True)
+    assert "at most 128 characters" in long.content.decode() and ImmutableTagRule.objects.count() == 2
     client.post(url, {"action": "immutable-delete", "rule": own.pk})
     assert not ImmutableTagRule.objects.filter(pk=own.pk).exists()
     client.logout()
@@ -242,3 +245,16 @@ def test_retention_never_plans_to_remove_an_immutable_tag(world):
     RetentionRule.objects.create(namespace=acme, keep_most_recent=0, protect_immutable=False, protect_verified=False)
     found = retention.plan(acme)
     assert found.remove_tags["priv-app"] == {"pr-1"}
+
+
+def test_a_user_made_outside_the_services_gets_the_own_namespace_pages(db, client):
+    """A user added in the admin (or with create_user) has no namespace until first need: the
+    storage-and-policies and signing-keys pages answered 500 for them (helper-11)."""
+    from accounts.models import User
+
+    henry = User.objects.create_user(username="henry", password="a-long-enough-password-1")
+    client.force_login(henry)
+    assert client.get("/settings/policies/").status_code == 200
+    assert client.get("/settings/signing-keys/").status_code == 200
+    answer = client.post("/settings/policies/storage/", {"quota-quota_gib": "1"})
+    assert answer.status_code == 302
