@@ -939,12 +939,12 @@ def hold_deletes(repository_name: str) -> None:
     fast worker recorded the delete a second time, as the registry's, with a second webhook).
     PostgreSQL: an advisory lock, which nothing else takes (so no cycle with pushes' row locks).
     SQLite: a write, which holds every other writer until commit."""
+    if connection.vendor != "postgresql":
+        Repository.objects.filter(pk=-1).update(id=F("id"))  # a write that changes nothing
+        return
     key = int.from_bytes(hashlib.sha256(f"delete:{repository_name}".encode()).digest()[:8], "big", signed=True)
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
-        else:
-            Repository.objects.filter(pk=-1).update(id=F("id"))  # a write that changes nothing
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
 
 
 def _apply_delete(event: RegistryEvent) -> None:

@@ -25,6 +25,7 @@ from repositories.forms import (
     DeleteRepositoryForm,
     DescriptionForm,
     GrantForm,
+    ImmutableTagForm,
     RepositoryRetentionForm,
     VisibilityForm,
     WebhookForm,
@@ -385,8 +386,11 @@ def repository_settings(request: HttpRequest, namespace: str, name: str) -> Http
         from repositories import policies
 
         pattern = request.POST.get("tag_pattern", "")
-        if len(pattern) > 128:  # refused, never cut: a shortened pattern would cover more tags
-            return done("immutable", "A tag pattern has at most 128 characters; nothing was changed.", messages.ERROR)
+        limit = ImmutableTagForm.base_fields["tag_pattern"].max_length  # the bound every other form has
+        if len(pattern) > limit:  # refused, never cut: a shortened pattern would cover more tags
+            return done(
+                "immutable", f"A tag pattern has at most {limit} characters; nothing was changed.", messages.ERROR
+            )
         try:
             policies.immutable_rule_create(
                 namespace=repository.namespace,
