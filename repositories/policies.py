@@ -10,6 +10,7 @@ answer costs two small queries and no registry round trip in the common case.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -150,51 +151,122 @@ def immutable_tags(*, namespace_name: str, repository_name: str, tag_names) -> d
 
 
 MAX_TAGS_CHECKED = 1000
+MAX_INDEX_DEPTH = 8  # indexes inside indexes followed this deep (an image index holds images)
+
+
+@dataclass(frozen=True)
+class TagGraph:
+    """A repository's tags as the registry has them at one moment: what each points at, and the
+    tags that reach each digest: a tag reaches its manifest and, when that is an index, every
+    manifest the index lists, at any depth (deleting one of those breaks the tag's image)."""
+
+    tags: dict[str, str]  # tag -> digest
+    reach: dict[str, set[str]]  # digest -> tags
+
+    def used_by(self, digest: str) -> list[str]:
+        """The tags that reach `digest` only through an index (they break if it goes)."""
+        return sorted(tag for tag in self.reach.get(digest, ()) if self.tags.get(tag) != digest)
+
+
+def registry_graph(client, full_name: str, *, tag_filter=None, limit: int | None = MAX_TAGS_CHECKED) -> TagGraph:
+    """The TagGraph of the tags passing `tag_filter` (all when None). Raises RegistryError when
+    the registry cannot answer, TagImmutable when more than `limit` tags are to be read."""
+    from repositories.registry.client import RegistryNotFound
+
+    try:
+        names = client.tags(full_name)
+    except RegistryNotFound:
+        return TagGraph({}, {})
+    if tag_filter is not None:
+        names = [tag for tag in names if tag_filter(tag)]
+    if limit is not None and len(names) > limit:
+        raise TagImmutable(f"{full_name} has too many protected tags to check a delete by digest; delete by tag")
+    refs = client.head_many(full_name, names)
+    return TagGraph({tag: ref.digest for tag, ref in refs.items()}, _reach(client, full_name, refs))
+
+
+def _reach(client, full_name: str, refs: dict) -> dict[str, set[str]]:
+    from repositories.registry.client import INDEX_TYPES, RegistryNotFound
+
+    listed: dict[str, list[tuple[str, str]]] = {}  # index digest -> [(digest, media type)], read once
+
+    def entries(digest: str) -> list[tuple[str, str]]:
+        if digest not in listed:
+            try:
+                doc = client.get_manifest(full_name, digest)
+            except RegistryNotFound:  # deleted meanwhile
+                doc = None
+            found = []
+            for entry in (doc.data.get("manifests") or []) if doc is not None else []:
+                if isinstance(entry, dict) and isinstance(entry.get("digest"), str):
+                    found.append((entry["digest"], str(entry.get("mediaType") or "")))
+            listed[digest] = found
+        return listed[digest]
+
+    reach: dict[str, set[str]] = {}
+    for tag, ref in refs.items():
+        reach.setdefault(ref.digest, set()).add(tag)
+        if ref.media_type not in INDEX_TYPES:
+            continue
+        level, seen = [ref.digest], {ref.digest}
+        for _depth in range(MAX_INDEX_DEPTH):
+            below = []
+            for index_digest in level:
+                for digest, media_type in entries(index_digest):
+                    reach.setdefault(digest, set()).add(tag)
+                    if media_type in INDEX_TYPES and digest not in seen:
+                        seen.add(digest)
+                        below.append(digest)
+            if not below:
+                break
+            level = below
+    return reach
+
+
+def manifest_ancestors(*, namespace_name: str, repository_name: str, digest: str) -> set[str]:
+    """The indexes that list `digest`, at any depth, as the portal has them (one query a level)."""
+    from repositories.models import IndexEntry
+
+    found: set[str] = set()
+    level = {digest}
+    for _depth in range(MAX_INDEX_DEPTH):
+        above = (
+            set(
+                IndexEntry.objects.filter(
+                    index__repository__namespace__name=namespace_name,
+                    index__repository__name=repository_name,
+                    child__digest__in=level,
+                ).values_list("index__digest", flat=True)
+            )
+            - found
+        )
+        if not above:
+            break
+        found |= above
+        level = above
+    return found
 
 
 def registry_references(client, full_name: str, *, tag_filter=None) -> dict[str, set[str]]:
-    """{digest: the tags that reach it}, as the registry has them now: each tag's manifest and,
-    for an index, its platform manifests (deleting one of those breaks the index). Only tags
-    passing `tag_filter`, when given. Raises RegistryError when the registry cannot answer."""
-    from repositories.registry.client import INDEX_TYPES, RegistryNotFound
-
-    try:
-        tags = client.tags(full_name)
-    except RegistryNotFound:
-        return {}
-    if tag_filter is not None:
-        tags = [tag for tag in tags if tag_filter(tag)]
-    if len(tags) > MAX_TAGS_CHECKED:
-        raise TagImmutable(f"{full_name} has too many protected tags to check a delete by digest; delete by tag")
-    found: dict[str, set[str]] = {}
-    for tag in tags:
-        try:
-            ref = client.head_manifest(full_name, tag)
-        except RegistryNotFound:
-            continue  # deleted meanwhile
-        found.setdefault(ref.digest, set()).add(tag)
-        if ref.media_type in INDEX_TYPES:
-            doc = client.get_manifest(full_name, ref.digest)
-            for entry in doc.data.get("manifests") or []:
-                if isinstance(entry, dict) and isinstance(entry.get("digest"), str):
-                    found.setdefault(entry["digest"], set()).add(tag)
-    return found
+    """{digest: the tags that reach it} (TagGraph.reach), as the registry has them now."""
+    return registry_graph(client, full_name, tag_filter=tag_filter).reach
 
 
 def check_delete_digest(*, namespace_name: str, repository_name: str, digest: str, client) -> None:
     """Raise TagImmutable if deleting `digest` would remove an immutable tag or break one: a tag
-    on it, or an index tagged immutable that has it as a platform manifest, as the registry has
-    them now (the portal may not have heard of a push yet)."""
+    on it, or an index tagged immutable that lists it at any depth, as the registry has them now
+    (the portal may not have heard of a push yet), or a push of an immutable tag on its way to
+    the registry (guard_delete)."""
     rules = rules_for(namespace_name, repository_name)
     if not rules:
         return
-    refs = registry_references(
-        client, f"{namespace_name}/{repository_name}", tag_filter=lambda tag: immutable_rule(rules, tag) is not None
-    )
-    for tag in sorted(refs.get(digest, ())):
+    full_name = f"{namespace_name}/{repository_name}"
+    graph = registry_graph(client, full_name, tag_filter=lambda tag: immutable_rule(rules, tag) is not None)
+    for tag in sorted(graph.reach.get(digest, ())):
         rule = immutable_rule(rules, tag)
         if rule is not None:
             raise TagImmutable(denial(tag, rule))
+    guard_delete(client, full_name, [digest], rules=rules)
 
 
 class TagImmutable(Exception):
@@ -211,11 +283,105 @@ def _reserve_first_push(full_name: str, tag: str) -> bool:
     one to become the tag's only content. Without the cache (Redis away) nothing is held."""
     from django.core.cache import cache
 
-    key = "first-push:" + hashlib.sha256(f"{full_name}:{tag}".encode()).hexdigest()
     try:
-        return bool(cache.add(key, 1, timeout=FIRST_PUSH_SECONDS))
+        return bool(cache.add(_first_push_key(full_name, tag), 1, timeout=FIRST_PUSH_SECONDS))
     except Exception:
         return True
+
+
+def _first_push_key(full_name: str, tag: str) -> str:
+    return "first-push:" + hashlib.sha256(f"{full_name}:{tag}".encode()).hexdigest()
+
+
+# --- writes in flight --------------------------------------------------------------------------
+# A delete by digest and the push of an immutable tag onto that digest, at once: the delete's
+# check reads the registry before the push lands, the push lands, the delete then removes the new
+# tag. Neither check can see the other's request on its way (nginx asks before it forwards), so
+# each marks its own in Redis first and then looks for the other's (both may be refused; never
+# neither): a delete is refused while an immutable tag it cannot see in the registry is being
+# pushed to the repository, and such a push is refused while a delete in the repository has not
+# yet happened (its digest is still in the registry). Marks last IN_FLIGHT_SECONDS. Without Redis
+# nothing is marked (as the first-push hold).
+
+IN_FLIGHT_SECONDS = FIRST_PUSH_SECONDS
+
+
+def _in_flight(kind: str, full_name: str, add: list[str], *, remove: bool = False) -> set[str]:
+    """Mark (or, with remove, unmark) `add` as `kind` writes in flight in the repository; return
+    the other kind's marks younger than IN_FLIGHT_SECONDS. Redis sorted sets scored by time."""
+    from django.core.cache import cache
+
+    other = "delete" if kind == "push" else "push"
+    key = "in-flight:{}:" + hashlib.sha256(full_name.encode()).hexdigest()
+    try:
+        client = cache._cache.get_client(write=True)
+        mine, theirs = (cache.make_and_validate_key(key.format(name)) for name in (kind, other))
+        now = time.time()
+        pipe = client.pipeline()
+        if remove:
+            pipe.zrem(mine, *add)
+        else:
+            pipe.zadd(mine, dict.fromkeys(add, now))
+            pipe.zremrangebyscore(mine, "-inf", now - IN_FLIGHT_SECONDS)
+            pipe.expire(mine, IN_FLIGHT_SECONDS + 1)
+        pipe.zrangebyscore(theirs, now - IN_FLIGHT_SECONDS, "+inf")
+        found = pipe.execute()[-1]
+    except Exception:
+        return set()
+    return {item.decode() if isinstance(item, bytes) else str(item) for item in found}
+
+
+def guard_delete(client, full_name: str, digests: list[str], *, rules=None) -> None:
+    """Before deleting `digests` from the repository (the front's delete by digest and the
+    portal's own deletes): mark them in flight, and raise TagImmutable if an immutable tag is
+    being pushed to the repository that the registry does not show yet, or that reaches one of
+    them now. `client` None: no registry to ask (any such push refuses the delete)."""
+    if not digests:
+        return
+    pushes = _in_flight("delete", full_name, list(digests))
+    if not pushes:
+        return
+    namespace_name, repository_name = split_repository_name(full_name)
+    rules = rules if rules is not None else rules_for(namespace_name, repository_name)
+    try:
+        graph = registry_graph(client, full_name, tag_filter=pushes.__contains__) if client is not None else None
+        for tag in sorted(pushes):
+            if graph is None or tag not in graph.tags:
+                raise TagImmutable(
+                    f"tag {tag} is being pushed to {full_name} (immutable); try the delete again in a moment"
+                )
+            rule = immutable_rule(rules, tag)
+            if any(tag in graph.reach.get(digest, ()) for digest in digests) and rule is not None:
+                raise TagImmutable(denial(tag, rule))
+    except BaseException:
+        _in_flight("delete", full_name, list(digests), remove=True)
+        raise
+
+
+def _guard_push(full_name: str, tag: str, client_factory) -> str | None:
+    """The push side of guard_delete: mark the immutable tag's push in flight; a reason to
+    refuse it if a delete by digest in the repository has not happened yet."""
+    deletes = _in_flight("push", full_name, [tag])
+    if not deletes:
+        return None
+    from repositories.registry.client import RegistryError
+
+    try:
+        pending = client_factory is None or bool(client_factory().head_many(full_name, sorted(deletes)))
+    except RegistryError:
+        pending = True
+    if not pending:
+        return None
+    _in_flight("push", full_name, [tag], remove=True)
+    _release_first_push(full_name, tag)
+    return f"a delete in {full_name} is under way; push tag {tag} again in a moment"
+
+
+def _release_first_push(full_name: str, tag: str) -> None:
+    from django.core.cache import cache
+
+    with contextlib.suppress(Exception):  # Redis away: the hold ends by itself
+        cache.delete(_first_push_key(full_name, tag))
 
 
 def denial(tag_name: str, rule: Rule) -> str:
@@ -344,7 +510,8 @@ def _front_decision(request: FrontRequest, *, registry_has_tag=None, client_fact
         if not _reserve_first_push(full_name, reference):
             # Two clients pushing the same new immutable tag at once: the first wins.
             return _safe(f"{denial(reference, rule)}: another push of it is under way, try again in a moment")
-        return None
+        refused = _guard_push(full_name, reference, client_factory)
+        return _safe(refused) if refused else None
     # DELETE: by digest (2.8) removes every tag on it, and breaks every index that has it as a
     # platform; by tag (3.x untags).
     try:
@@ -352,8 +519,10 @@ def _front_decision(request: FrontRequest, *, registry_has_tag=None, client_fact
             in_repository = Tag.objects.filter(
                 repository__namespace__name=namespace_name, repository__name=repository_name
             )
-            tags = set(in_repository.filter(manifest__digest=reference).values_list("name", flat=True))
-            tags |= set(in_repository.filter(manifest__entries__child__digest=reference).values_list("name", flat=True))
+            digests = {reference} | manifest_ancestors(
+                namespace_name=namespace_name, repository_name=repository_name, digest=reference
+            )
+            tags = set(in_repository.filter(manifest__digest__in=digests).values_list("name", flat=True))
             check_delete(namespace_name=namespace_name, repository_name=repository_name, tags=sorted(tags))
             if client_factory is not None:  # what the portal has not heard of yet
                 check_delete_digest(
@@ -362,6 +531,8 @@ def _front_decision(request: FrontRequest, *, registry_has_tag=None, client_fact
                     digest=reference,
                     client=client_factory(),
                 )
+            else:
+                guard_delete(None, full_name, [reference], rules=rules)
         else:
             check_delete(namespace_name=namespace_name, repository_name=repository_name, tags=[reference])
     except TagImmutable as exc:

@@ -10,8 +10,9 @@ preview that is exactly what the run would do.
   covers but what it protects.
 - A tag goes only if every rule covering it would let it go (a tag no rule covers stays).
 - The registry deletes by digest, which removes every tag on it: a digest goes only when all
-  of its tags go, as the registry has them at that moment (asked again before each delete);
-  otherwise it is kept and the run says why.
+  the tags that reach it go (its own, and those of the image indexes that list it, at any
+  depth), as the registry has them at that moment (asked again before each delete); otherwise
+  it is kept and the run says why.
 - `untagged` also removes manifests no tag points at, except signatures, attestations, SBOMs
   and the platform manifests of an index (they are reached through what they belong to).
 - `bytes` is the storage the removed images alone held: blobs that no remaining image of the
@@ -33,7 +34,7 @@ from accounts.models import Namespace
 from audit.services import audit_record
 from repositories import policies, storage
 from repositories.access import pattern_matches
-from repositories.models import ArtifactLink, Manifest, Repository, RetentionRule, RetentionRun, Tag
+from repositories.models import ArtifactLink, IndexEntry, Manifest, Repository, RetentionRule, RetentionRun, Tag
 from repositories.registry.client import RegistryError, RegistryNotFound
 
 log = logging.getLogger(__name__)
@@ -165,13 +166,22 @@ def plan(namespace: Namespace, *, now: dt.datetime | None = None) -> Plan:
         by_digest: dict[str, set[str]] = defaultdict(set)
         for tag in tags:
             by_digest[tag.manifest.digest].add(tag.name)
+        ancestors = index_ancestors(repository)
         for digest, names in sorted(by_digest.items()):
-            if names <= going:
+            # An image goes only when every tag that reaches it goes: its own, and those of the
+            # indexes that list it (deleting a platform manifest breaks the index).
+            via_index = set().union(*(by_digest.get(index, set()) for index in ancestors.get(digest, ()))) - names
+            if names <= going and via_index <= going:
                 result.remove_digests[repository.name].add(digest)
                 result.remove_tags[repository.name] |= names
             elif names & going:
-                staying, kept = ", ".join(sorted(names & going)), ", ".join(sorted(names - going))
-                result.skipped.append(f"{repository.name}: {staying} stay: the same image as kept {kept}")
+                staying = ", ".join(sorted(names & going))
+                if names <= going:
+                    kept = ", ".join(sorted(via_index - going))
+                    result.skipped.append(f"{repository.name}: {staying} stay: a platform of the kept index {kept}")
+                else:
+                    kept = ", ".join(sorted(names - going))
+                    result.skipped.append(f"{repository.name}: {staying} stay: the same image as kept {kept}")
         if any(rule.untagged for rule in covering):
             linked = set(ArtifactLink.objects.filter(repository=repository).values_list("artifact_id", flat=True))
             for pk, digest, content in Manifest.objects.filter(
@@ -181,6 +191,27 @@ def plan(namespace: Namespace, *, now: dt.datetime | None = None) -> Plan:
                 if pk not in linked and not holds:  # signatures and SBOMs go with their image
                     result.untagged[repository.name].add(digest)
     return result
+
+
+def index_ancestors(repository: Repository) -> dict[str, set[str]]:
+    """{digest: every index of the repository that lists it, at any depth}, from the portal's
+    picture (one query)."""
+    parents: dict[str, set[str]] = defaultdict(set)
+    for index, child in IndexEntry.objects.filter(index__repository=repository).values_list(
+        "index__digest", "child__digest"
+    ):
+        parents[child].add(index)
+    found: dict[str, set[str]] = {}
+    for digest in parents:
+        seen, level = set(), set(parents[digest])
+        for _depth in range(policies.MAX_INDEX_DEPTH):
+            level -= seen
+            if not level:
+                break
+            seen |= level
+            level = set().union(*(parents.get(index, set()) for index in level))
+        found[digest] = seen
+    return found
 
 
 @dataclass
@@ -292,21 +323,28 @@ def _apply(namespace: Namespace, found: Plan, actor, skipped: list[str]):
         if repository is None:
             continue
         planned_tags = found.remove_tags[repo_name]
-        for digest in sorted(digests):
+        # An index before the images it lists: while it is in the registry they are in use.
+        ancestors = index_ancestors(repository)
+        for digest in sorted(digests, key=lambda d: (len(ancestors.get(d, ())), d)):
             names = sorted(
                 Tag.objects.filter(repository=repository, manifest__digest=digest).values_list("name", flat=True)
             )
             if not names:
                 continue
             try:
-                now_digest, siblings = services.tag_delete_preview(repository=repository, tag_name=names[0])
-                if now_digest != digest or not set(siblings) <= planned_tags:
+                preview = services.tag_delete_preview(repository=repository, tag_name=names[0])
+                if preview.digest != digest or not set(preview.tags) <= planned_tags:
                     skipped.append(f"{repo_name}@{digest}: changed in the registry since it was planned; kept")
                     continue
                 _, gone = services.tag_delete(
                     repository=repository, tag_name=names[0], actor=actor, confirm=True, expected_digest=digest
                 )
-            except (services.TagNotInRegistry, services.ConfirmationRequired, policies.TagImmutable) as exc:
+            except (
+                services.TagNotInRegistry,
+                services.ConfirmationRequired,
+                services.UsedByIndex,
+                policies.TagImmutable,
+            ) as exc:
                 skipped.append(f"{repo_name}@{digest}: kept ({exc.__class__.__name__}: {exc})")
                 continue
             except RegistryError as exc:
@@ -331,9 +369,13 @@ def _apply(namespace: Namespace, found: Plan, actor, skipped: list[str]):
                 skipped.append(f"{repo_name}@{digest}: kept, tagged in the registry now ({tags})")
                 continue
             try:
+                policies.guard_delete(client, repository.full_name, [digest])  # an immutable push on its way
                 client.delete_manifest(repository.full_name, digest)
             except RegistryNotFound:
                 pass
+            except policies.TagImmutable as exc:
+                skipped.append(f"{repo_name}@{digest}: kept ({exc})")
+                continue
             except RegistryError as exc:
                 skipped.append(f"{repo_name}@{digest}: kept, the registry failed: {exc}")
                 continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -158,6 +159,18 @@ class ConfirmationRequired(Exception):
         self.digest, self.tags = digest, tags
 
 
+class UsedByIndex(Exception):
+    """The tag's digest is a platform manifest of an index other tags point at (at any depth):
+    deleting it would break their images. Delete those tags first."""
+
+    def __init__(self, digest: str, tags: list[str]) -> None:
+        super().__init__(
+            f"{digest} is a platform of the image index tagged {', '.join(tags)}: deleting it would break "
+            "that image; delete the index's tags first"
+        )
+        self.digest, self.tags = digest, tags
+
+
 class TagNotInRegistry(Exception):
     """The registry has no such tag (any more): nothing was deleted there."""
 
@@ -191,9 +204,17 @@ def attachment_open(*, repository: Repository, artifact_digest: str, layer_diges
     return item, chunks(), response.headers.get("Content-Length")
 
 
-def tag_delete_preview(*, repository: Repository, tag_name: str) -> tuple[str, list[str]]:
-    """What deleting this tag would delete, as the registry says now: (digest, every tag on it).
-    Raises TagNotInRegistry, or RegistryError when the registry cannot be reached."""
+@dataclass(frozen=True)
+class DeletePreview:
+    digest: str  # what the tag points at now
+    tags: list[str]  # every tag on that digest: deleting it deletes them all
+    used_by: list[str]  # tags of indexes that list it (at any depth): they would break
+
+
+def tag_delete_preview(*, repository: Repository, tag_name: str) -> DeletePreview:
+    """What deleting this tag would delete, and break, as the registry says now. Raises
+    TagNotInRegistry, or RegistryError when the registry cannot be reached."""
+    from repositories import policies
     from repositories.registry import get_client
     from repositories.registry.client import RegistryNotFound
 
@@ -202,8 +223,9 @@ def tag_delete_preview(*, repository: Repository, tag_name: str) -> tuple[str, l
         digest = client.head_manifest(repository.full_name, tag_name).digest
     except RegistryNotFound:
         raise TagNotInRegistry(tag_name) from None
-    now_in_registry = client.tag_digests(repository.full_name)
-    return digest, sorted({tag_name, *(name for name, d in now_in_registry.items() if d == digest)})
+    graph = policies.registry_graph(client, repository.full_name, limit=None)
+    siblings = sorted({tag_name, *(name for name, d in graph.tags.items() if d == digest)})
+    return DeletePreview(digest, siblings, [tag for tag in graph.used_by(digest) if tag not in siblings])
 
 
 def tag_delete(
@@ -215,7 +237,8 @@ def tag_delete(
     lost event can leave stale: deleting "latest" must delete what "latest" is now.
 
     Returns (digest, every tag removed). Raises policies.TagImmutable when one of them is
-    immutable; ConfirmationRequired when other tags would go
+    immutable (or an index that lists the digest has an immutable tag); UsedByIndex when an
+    index other tags point at lists the digest; ConfirmationRequired when other tags would go
     too and `confirm` is false, or when the tag no longer points at `expected_digest` (what the
     person confirmed); TagNotInRegistry when the registry has no such tag (the portal forgets
     it); RegistryError when the registry cannot be reached (then nothing changed)."""
@@ -232,20 +255,25 @@ def tag_delete(
     )
 
     try:
-        digest, siblings = tag_delete_preview(repository=repository, tag_name=tag_name)
+        preview = tag_delete_preview(repository=repository, tag_name=tag_name)
     except TagNotInRegistry:
         _forget_tags(repository=repository, names=[tag_name], actor=actor, reason="gone from the registry")
         raise
-    # An immutable tag is never deleted, nor is a digest that carries one (TagImmutable).
-    policies.check_delete(namespace_name=repository.namespace.name, repository_name=repository.name, tags=siblings)
-    # … nor a platform manifest of an immutable index (deleting it would break the index).
-    policies.check_delete_digest(
-        namespace_name=repository.namespace.name, repository_name=repository.name, digest=digest, client=get_client()
+    digest, siblings = preview.digest, preview.tags
+    # An immutable tag is never deleted, nor is a digest that carries one, nor a platform
+    # manifest of an immutable index (TagImmutable names the rule) …
+    policies.check_delete(
+        namespace_name=repository.namespace.name, repository_name=repository.name, tags=siblings + preview.used_by
     )
+    # … nor one of any other index: that image would break.
+    if preview.used_by:
+        raise UsedByIndex(digest, preview.used_by)
     others = [name for name in siblings if name != tag_name]
     if (others and not confirm) or (expected_digest and expected_digest != digest):
         raise ConfirmationRequired(digest, siblings)
     client = get_client()
+    # … nor a digest an immutable tag may be being pushed onto right now.
+    policies.guard_delete(client, repository.full_name, [digest])
     deleted_at = timezone.now()
     with transaction.atomic():
         # The registry's event for this delete waits until it is recorded here (sync.hold_deletes).
@@ -320,6 +348,8 @@ def repository_delete(*, repository: Repository, actor) -> list[str]:
     policies.check_delete(
         namespace_name=repository.namespace.name, repository_name=repository.name, tags=sorted(known | set(in_registry))
     )
+    # … nor one being pushed right now.
+    policies.guard_delete(client, repository.full_name, sorted(set(in_registry.values())))
     tags = sorted(known | set(in_registry))
     with transaction.atomic():
         # The registry's events for these deletes wait until they are recorded here, as one.

@@ -264,12 +264,15 @@ def tag_delete(request: HttpRequest, namespace: str, name: str, tag: str) -> Htt
             )
             messages.success(request, f"Deleted {', '.join(deleted)} ({_digest[:19]}).")
             return back
-        digest, siblings = services.tag_delete_preview(repository=repository, tag_name=tag)
-        check_delete(namespace_name=namespace, repository_name=repository.name, tags=siblings)
+        preview = services.tag_delete_preview(repository=repository, tag_name=tag)
+        digest, siblings = preview.digest, preview.tags
+        check_delete(namespace_name=namespace, repository_name=repository.name, tags=siblings + preview.used_by)
+        if preview.used_by:
+            raise services.UsedByIndex(digest, preview.used_by)
     except services.TagNotInRegistry:
         messages.info(request, f"The registry has no tag {tag} (any more).")
         return back
-    except TagImmutable as exc:
+    except (TagImmutable, services.UsedByIndex) as exc:
         messages.error(request, f"Nothing was deleted: {exc}.")
         return back
     except services.ConfirmationRequired as exc:

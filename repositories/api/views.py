@@ -283,7 +283,8 @@ class TagDetailView(APIView):
     )
     def delete(self, request: Request, namespace: str, name: str, tag: str) -> Response:
         """Deletes the digest the tag points at in the registry now (read from the registry, not
-        from the portal), with every tag on it; 409 lists them until `confirm=true`."""
+        from the portal), with every tag on it; 409 lists them until `confirm=true`. 409 with
+        `used_by` (never deleted, confirmed or not) when an index other tags point at lists it."""
         repository = _repository(request, namespace, name, Level.ADMIN)
         confirm = request.query_params.get("confirm", "").lower() in ("1", "true", "yes")
         try:
@@ -298,6 +299,11 @@ class TagDetailView(APIView):
             raise exceptions.NotFound("The registry has no such tag.") from None
         except TagImmutable as exc:
             raise exceptions.PermissionDenied(f"Nothing was deleted: {exc}.") from None
+        except services.UsedByIndex as exc:
+            return Response(
+                {"detail": f"Nothing was deleted: {exc}.", "digest": exc.digest, "used_by": exc.tags},
+                status=status.HTTP_409_CONFLICT,
+            )
         except services.ConfirmationRequired as exc:
             return Response(
                 {

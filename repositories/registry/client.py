@@ -207,17 +207,23 @@ class RegistryClient:
             names = self.tags(name)
         except RegistryNotFound:
             return {}
+        return {tag: ref.digest for tag, ref in self.head_many(name, names, concurrency=concurrency).items()}
 
-        def head(tag: str) -> tuple[str, str | None]:
+    def head_many(self, name: str, references, *, concurrency: int = 8) -> dict[str, ManifestRef]:
+        """{reference: what it points at now}, one HEAD each (in parallel); a reference the
+        registry does not have (deleted meanwhile) is left out."""
+        references = list(references)
+
+        def head(reference: str) -> tuple[str, ManifestRef | None]:
             try:
-                return tag, self.head_manifest(name, tag).digest
+                return reference, self.head_manifest(name, reference)
             except RegistryNotFound:
-                return tag, None
+                return reference, None
 
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(names) or 1))) as pool:
-            return {tag: digest for tag, digest in pool.map(head, names) if digest}
+        with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(references) or 1))) as pool:
+            return {reference: ref for reference, ref in pool.map(head, references) if ref is not None}
 
     def head_manifest(self, name: str, reference: str) -> ManifestRef:
         response = self._request(

@@ -1,0 +1,291 @@
+"""Deletes that must not remove or break what is kept (issue 16; found by a README-only attack,
+helper-11): a delete by digest racing the push of an immutable tag onto that digest, a platform
+manifest of an index that is kept but mutable, indexes inside indexes, and a retention preview
+that listed what the run then kept. Real registry (and nginx, for the front's paths)."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+import requests
+from rest_framework.test import APIClient
+
+from repositories.registry import get_client
+from repositories.registry.client import RegistryNotFound
+from tests import oci_push as oci
+from tests.conftest import PASSWORD
+from tests.helpers import process_events
+from tests.test_policies_attacks import _pull_all, _pusher
+
+pytestmark = [pytest.mark.registry]
+AMD = {"os": "linux", "architecture": "amd64"}
+ARM = {"os": "linux", "architecture": "arm64"}
+
+
+def _owner(alice) -> APIClient:
+    client = APIClient()
+    client.force_login(alice)
+    return client
+
+
+def _immutable(client, pattern: str) -> None:
+    made = client.post("/api/v1/namespaces/alice/immutable-tags/", {"pattern": pattern}, format="json")
+    assert made.status_code == 201, made.content
+
+
+def _rule(client, **body) -> None:
+    made = client.post("/api/v1/namespaces/alice/retention-rules/", body, format="json")
+    assert made.status_code == 201, made.content
+
+
+def _run(client, dry_run: bool) -> dict:
+    answer = client.post("/api/v1/namespaces/alice/retention-runs/", {"dry_run": dry_run}, format="json")
+    assert answer.status_code == 200, answer.content
+    return answer.json()
+
+
+def _exists(repository: str, reference: str) -> bool:
+    try:
+        get_client().head_manifest(repository, reference)
+    except RegistryNotFound:
+        return False
+    return True
+
+
+# --- 1. a delete by digest and the push of an immutable tag onto it, at once -------------------
+
+
+def test_a_delete_by_digest_racing_an_immutable_push_onto_it_never_removes_the_new_tag(
+    front, registry, live_server, alice
+):
+    """helper-11's steps: images pushed as mutable m1..mN; for each, at once through the front,
+    PUT of the same bytes as immutable v-tocN and DELETE of mN's digest. Before the fix 3-4 of 8
+    trials answered PUT 201, DELETE 202, and the immutable tag was gone."""
+    _immutable(_owner(alice), "v*")
+    p = _pusher(live_server, front, "alice/toctou")
+    trials = 10
+    images = [oci.image(p, layers=(f"toctou {n}".encode(),), tag=f"m{n}") for n in range(trials)]
+    bodies = [p.pull(image["digest"]) for image in images]
+    outcomes = []
+    for n, (image, body) in enumerate(zip(images, bodies, strict=True)):
+        barrier = threading.Barrier(2)
+        answers: dict[str, int] = {}
+
+        def put(n=n, body=body, barrier=barrier, answers=answers) -> None:
+            barrier.wait()
+            answers["put"] = requests.put(
+                f"http://{front}/v2/alice/toctou/manifests/v-toc{n}",
+                data=body,
+                headers={**p.headers, "Content-Type": oci.OCI_MANIFEST},
+                timeout=30,
+            ).status_code
+
+        def delete(image=image, barrier=barrier, answers=answers) -> None:
+            barrier.wait()
+            answers["delete"] = requests.delete(
+                f"http://{front}/v2/alice/toctou/manifests/{image['digest']}", headers=p.headers, timeout=30
+            ).status_code
+
+        threads = [threading.Thread(target=put), threading.Thread(target=delete)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        outcomes.append((answers.get("put"), answers.get("delete"), _exists("alice/toctou", f"v-toc{n}")))
+    lost = [(n, outcome) for n, outcome in enumerate(outcomes) if outcome[0] == 201 and not outcome[2]]
+    assert lost == [], f"an immutable tag was pushed (201) and then deleted: {outcomes}"
+    assert all(put in (201, 403) and delete in (202, 403) for put, delete, _ in outcomes), outcomes
+    assert any(put == 201 for put, _, _ in outcomes), outcomes  # the guard does not refuse every push
+
+
+def test_each_side_of_the_race_sees_the_other_at_the_decision(registry, live_server, alice):
+    """The same race made deterministic at the front's decision, with the real registry: a push
+    checked while a delete's digest is still in the registry is refused, and so is a delete
+    checked while an immutable push the registry does not show yet is on its way; once each has
+    happened, the other is let through (the marks are not a lock on the repository)."""
+    from repositories import policies
+    from repositories.registry import get_issuer
+
+    p = oci.Pusher.login(
+        portal_url=live_server.url,
+        registry_url=registry.url,
+        repository="alice/sides",
+        username="alice",
+        password=PASSWORD,
+    )
+    first = oci.image(p, layers=(b"side one",), tag="m1")
+    second = oci.image(p, layers=(b"side two",), tag="m2")
+    policies.immutable_rule_create(namespace=alice.namespace, tag_pattern="v*", actor=alice)
+    policies.FRONT_STATE.forget()
+    grants = [{"type": "repository", "name": "alice/sides", "actions": ["pull", "push", "delete"]}]
+    token = get_issuer().issue("alice", grants).token
+
+    def decide(method: str, reference: str) -> str | None:
+        request = policies.FrontRequest(method, f"/v2/alice/sides/manifests/{reference}", token)
+        return policies.front_decision(request, registry_has_tag=lambda *_: False, client_factory=get_client)
+
+    # A delete checked (its digest still in the registry): a push of a new immutable tag waits.
+    assert decide("DELETE", first["digest"]) is None
+    refused = decide("PUT", "v1")
+    assert refused is not None and "a delete in alice/sides is under way" in refused
+    get_client().delete_manifest("alice/sides", first["digest"])  # the delete happens
+    assert decide("PUT", "v1") is None  # its digest is gone: the push goes (and is marked)
+    # The push of v1 is on its way (not in the registry yet): a delete by digest waits.
+    refused = decide("DELETE", second["digest"])
+    assert refused is not None and "tag v1 is being pushed" in refused
+    p.manifest(json.loads(p.pull(second["digest"])), "v1")  # the push lands, on m2's digest
+    refused = decide("DELETE", second["digest"])
+    assert refused is not None and "tag v1 is immutable (rule v*)" in refused
+    third = oci.image(p, layers=(b"side three",), tag="m3")
+    assert decide("DELETE", third["digest"]) is None  # landed elsewhere: other deletes go
+
+
+# --- 2. a platform manifest of a kept, mutable index -------------------------------------------
+
+
+def test_retention_keeps_a_platform_manifest_that_a_kept_mutable_index_lists(registry, live_server, alice):
+    """helper-11: index keep-idx lists t5's image; a rule t* keep 1 removed t5's digest and
+    keep-idx no longer pulled. An image goes only when every tag that reaches it goes."""
+    p = oci.Pusher.login(
+        portal_url=live_server.url,
+        registry_url=registry.url,
+        repository="alice/kept-idx",
+        username="alice",
+        password=PASSWORD,
+    )
+    images = [oci.image(p, layers=(f"t layer {n}".encode(),), tag=f"t{n}") for n in range(1, 6)]
+    other = oci.image(p, arch="arm64", layers=(b"arm t",))
+    oci.index(p, [(images[-1], AMD), (other, ARM)], "keep-idx")
+    newest = oci.image(p, layers=(b"t layer 6",), tag="t6")
+    process_events(registry)
+    client = _owner(alice)
+    _rule(client, tag_pattern="t*", keep_most_recent=1)
+    preview = _run(client, dry_run=True)
+    assert "kept-idx:t5" not in preview["tags"], preview
+    assert f"kept-idx@{images[-1]['digest']}" not in preview["digests"], preview
+    assert any("t5 stay: a platform of the kept index keep-idx" in line for line in preview["skipped"]), preview
+    done = _run(client, dry_run=False)
+    assert (done["tags"], done["digests"], done["bytes"]) == (preview["tags"], preview["digests"], preview["bytes"])
+    assert sorted(done["tags"]) == ["kept-idx:t1", "kept-idx:t2", "kept-idx:t3", "kept-idx:t4"]
+    assert _pull_all(p, "keep-idx") == [], "retention broke a kept index"
+    assert _exists("alice/kept-idx", "t5") and _exists("alice/kept-idx", newest["digest"])
+
+
+def test_the_api_refuses_to_delete_a_tag_whose_image_an_index_lists(registry, live_server, alice):
+    """helper-11: DELETE …/tags/plain/ (plain on a platform manifest of the index multi) answered
+    200 and broke multi. Now 409 naming the index's tags, confirmed or not; nothing deleted."""
+    p = oci.Pusher.login(
+        portal_url=live_server.url,
+        registry_url=registry.url,
+        repository="alice/multi",
+        username="alice",
+        password=PASSWORD,
+    )
+    amd = oci.image(p, layers=(b"multi amd",), tag="plain")
+    arm = oci.image(p, arch="arm64", layers=(b"multi arm",))
+    oci.index(p, [(amd, AMD), (arm, ARM)], "multi")
+    process_events(registry)
+    client = _owner(alice)
+    for query in ("", "?confirm=true", f"?confirm=true&digest={amd['digest']}"):
+        refused = client.delete(f"/api/v1/repositories/alice/multi/tags/plain/{query}")
+        assert refused.status_code == 409, refused.content
+        assert refused.json()["used_by"] == ["multi"] and refused.json()["digest"] == amd["digest"]
+        assert "would break" in refused.json()["detail"]
+    assert _pull_all(p, "multi") == [] and _exists("alice/multi", "plain")
+    # The page says so too, and deletes nothing.
+    page = client.get("/r/alice/multi/-/tags/plain/delete/", follow=True)
+    assert page.status_code == 200 and b"would break" in page.content
+    assert _exists("alice/multi", "plain")
+    # Once the index is gone, the tag can go.
+    gone = client.delete("/api/v1/repositories/alice/multi/tags/multi/")
+    assert gone.status_code == 200, gone.content
+    assert client.delete("/api/v1/repositories/alice/multi/tags/plain/").status_code == 200
+
+
+# --- 3. indexes inside indexes -----------------------------------------------------------------
+
+
+def _nested(p) -> tuple[dict, dict, dict]:
+    """leaf (tagged `leaf`) in an untagged inner index, in the outer index tagged v1."""
+    leaf = oci.image(p, layers=(b"nested leaf",), tag="leaf")
+    arm = oci.image(p, arch="arm64", layers=(b"nested arm",))
+    inner = p.manifest(
+        {
+            "schemaVersion": 2,
+            "mediaType": oci.OCI_INDEX,
+            "manifests": [{**leaf, "platform": AMD}, {**arm, "platform": ARM}],
+        }
+    )
+    outer = p.manifest({"schemaVersion": 2, "mediaType": oci.OCI_INDEX, "manifests": [inner]}, "v1")
+    return leaf, inner, outer
+
+
+def test_a_manifest_deep_in_an_immutable_index_cannot_be_deleted(front, registry, live_server, alice):
+    """helper-11: the check covered one level, so a leaf under an untagged inner index under an
+    immutable outer index went, through the front and through the API."""
+    client = _owner(alice)
+    _immutable(client, "v*")
+    p = _pusher(live_server, front, "alice/nested")
+    leaf, inner, _outer = _nested(p)
+    # Before the portal heard of it (the registry's picture) and after (the portal's).
+    for heard in (False, True):
+        if heard:
+            process_events(registry)
+        for digest in (leaf["digest"], inner["digest"]):
+            refused = requests.delete(f"http://{front}/v2/alice/nested/manifests/{digest}", headers=p.headers)
+            assert refused.status_code == 403, (heard, digest, refused.text)
+            assert "tag v1 is immutable (rule v*)" in refused.json()["errors"][0]["message"]
+    api = client.delete("/api/v1/repositories/alice/nested/tags/leaf/?confirm=true")
+    assert api.status_code == 403 and "tag v1 is immutable" in api.json()["detail"], api.content
+    assert _exists("alice/nested", leaf["digest"]) and _exists("alice/nested", inner["digest"])
+
+
+def test_retention_keeps_what_an_immutable_index_lists_at_any_depth_and_the_preview_says_so(
+    registry, live_server, alice
+):
+    """helper-11: retention's preview listed the child of an immutable index, which the run then
+    kept (TagImmutable). The preview is the run: neither lists it."""
+    p = oci.Pusher.login(
+        portal_url=live_server.url,
+        registry_url=registry.url,
+        repository="alice/deep",
+        username="alice",
+        password=PASSWORD,
+    )
+    leaf, _inner, _outer = _nested(p)
+    child = oci.image(p, layers=(b"flat child",), tag="child")
+    oci.index(p, [(child, AMD)], "v2")
+    process_events(registry)
+    client = _owner(alice)
+    _immutable(client, "v*")
+    _rule(client, tag_pattern="*", keep_most_recent=0)
+    preview = _run(client, dry_run=True)
+    assert preview["tags"] == [] and preview["digests"] == [], preview
+    done = _run(client, dry_run=False)
+    assert (done["tags"], done["digests"], done["skipped"]) == (preview["tags"], preview["digests"], preview["skipped"])
+    assert _pull_all(p, "v2") == [] and _exists("alice/deep", leaf["digest"]) and _exists("alice/deep", "child")
+
+
+def test_retention_removes_an_index_before_the_images_it_lists(registry, live_server, alice):
+    """When an index and the tagged images it lists all go, the index goes first (while it is in
+    the registry its images are in use), and the run removes everything the preview listed."""
+    p = oci.Pusher.login(
+        portal_url=live_server.url,
+        registry_url=registry.url,
+        repository="alice/all-go",
+        username="alice",
+        password=PASSWORD,
+    )
+    leaf, inner, outer = _nested(p)
+    process_events(registry)
+    client = _owner(alice)
+    _rule(client, tag_pattern="*", keep_most_recent=0)
+    preview = _run(client, dry_run=True)
+    assert preview["tags"] == ["all-go:leaf", "all-go:v1"], preview
+    done = _run(client, dry_run=False)
+    assert (done["tags"], done["digests"]) == (preview["tags"], preview["digests"]), done
+    assert f"all-go@{outer['digest']}" in done["digests"] and f"all-go@{leaf['digest']}" in done["digests"]
+    assert not _exists("alice/all-go", "v1") and not _exists("alice/all-go", leaf["digest"])
+    assert _exists("alice/all-go", inner["digest"])  # untagged: an `untagged` rule's to remove
