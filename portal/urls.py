@@ -103,3 +103,5 @@ urlpatterns = [
     path("admin/effective-access/", admin.site.admin_view(effective_access), name="admin-effective-access"),
     path("admin/", admin.site.urls),
 ]
+
+handler404 = "portal.errors.not_found"

@@ -88,3 +88,24 @@ def test_the_schema_documents_the_tag_detail_shape():
     assert {"type", "download_url"} <= set(attestation)
     keys = generated["paths"]["/api/v1/namespaces/{namespace}/signing-keys/"]
     assert {"get", "post"} <= set(keys)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/namespaces/alice/immutable-tags/abc/",
+        "/api/v1/nonexistent/",
+        "/api/v1/namespaces/alice/retention-rules/x/",
+    ],
+)
+def test_a_path_under_the_api_that_names_nothing_answers_json(db, alice, path):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_login(alice)
+    for method in ("get", "delete", "post"):
+        answer = getattr(client, method)(path)
+        assert answer.status_code == 404 and answer["Content-Type"] == "application/json", (method, path)
+        assert "detail" in answer.json()
+    page = client.get("/no-such-page/")  # people still get the site's page
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
