@@ -182,6 +182,7 @@ def plan(namespace: Namespace, *, now: dt.datetime | None = None) -> Plan:
                 else:
                     kept = ", ".join(sorted(names - going))
                     result.skipped.append(f"{repository.name}: {staying} stay: the same image as kept {kept}")
+        _with_accessories(result, repository, namespace_name=namespace.name)
         if any(rule.untagged for rule in covering):
             linked = set(ArtifactLink.objects.filter(repository=repository).values_list("artifact_id", flat=True))
             for pk, digest, content in Manifest.objects.filter(
@@ -191,6 +192,37 @@ def plan(namespace: Namespace, *, now: dt.datetime | None = None) -> Plan:
                 if pk not in linked and not holds:  # signatures and SBOMs go with their image
                     result.untagged[repository.name].add(digest)
     return result
+
+
+def _with_accessories(result: Plan, repository: Repository, *, namespace_name: str) -> None:
+    """A removed image's signatures, attestations and SBOMs go with it: cosign's
+    sha256-<hex>.sig/.att/.sbom tags (each digest only when all of its tags are such tags of
+    removed images, none immutable) and OCI 1.1 referrers (untagged manifests whose subject it
+    is). Harbor removes an artifact's accessories with it; left behind they list as orphans."""
+    removed = result.remove_digests.get(repository.name, set())
+    if not removed:
+        return
+    names = {
+        f"sha256-{digest.removeprefix('sha256:')}{suffix}"
+        for digest in removed
+        for suffix in ("", ".sig", ".att", ".sbom")
+    }
+    by_digest: dict[str, set[str]] = defaultdict(set)
+    for name, digest in Tag.objects.filter(repository=repository, manifest__tags__name__in=names).values_list(
+        "name", "manifest__digest"
+    ):
+        by_digest[digest].add(name)
+    immutable = policies.immutable_tags(
+        namespace_name=namespace_name, repository_name=repository.name, tag_names=sorted(names)
+    )
+    for digest, tags in sorted(by_digest.items()):
+        if tags <= names and not (tags & set(immutable)) and digest not in removed:
+            result.remove_digests[repository.name].add(digest)
+            result.remove_tags[repository.name] |= tags
+    subjects = ArtifactLink.objects.filter(
+        repository=repository, subject_digest__in=removed, via=ArtifactLink.Via.SUBJECT, artifact__tags__isnull=True
+    )
+    result.untagged[repository.name] |= set(subjects.values_list("artifact__digest", flat=True)) - removed
 
 
 def index_ancestors(repository: Repository) -> dict[str, set[str]]:

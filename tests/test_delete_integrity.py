@@ -289,3 +289,48 @@ def test_retention_removes_an_index_before_the_images_it_lists(registry, live_se
     assert f"all-go@{outer['digest']}" in done["digests"] and f"all-go@{leaf['digest']}" in done["digests"]
     assert not _exists("alice/all-go", "v1") and not _exists("alice/all-go", leaf["digest"])
     assert _exists("alice/all-go", inner["digest"])  # untagged: an `untagged` rule's to remove
+
+
+# --- accessories go with their image -----------------------------------------------------------
+
+
+def test_retention_removes_a_removed_images_signatures_and_referrers_with_it(registry, live_server, alice):
+    """The README: signatures, attestations and SBOMs go with their image. A run removed the
+    image and left its cosign sha256-<hex>.sig tag and its OCI 1.1 referrers behind, orphans in
+    the tag list for ever (helper-11 noticed the .sig tag)."""
+    p = oci.Pusher.login(
+        portal_url=live_server.url,
+        registry_url=registry.url,
+        repository="alice/signed",
+        username="alice",
+        password=PASSWORD,
+    )
+    key = oci.new_key("ecdsa")
+    old = oci.image(p, layers=(b"old signed",), tag="old")
+    process_events(registry)
+    new = oci.image(p, layers=(b"new signed",), tag="new")
+    accessories = {}
+    for image in (old, new):
+        signature = oci.signature_manifest(
+            p, [oci.cosign_signature(key, f"{registry.host}/alice/signed", image["digest"])]
+        )
+        accessories[image["digest"]] = (
+            p.manifest(signature, oci.cosign_tag(image["digest"], "sig")),
+            p.manifest(oci.sbom_referrer(p, b'{"bomFormat": "CycloneDX"}', image)),
+        )
+    process_events(registry)
+    client = _owner(alice)
+    _rule(client, tag_pattern="*", keep_most_recent=1)
+    preview = _run(client, dry_run=True)
+    sig, sbom = accessories[old["digest"]]
+    assert preview["tags"] == sorted(["signed:old", f"signed:{oci.cosign_tag(old['digest'], 'sig')}"]), preview
+    assert preview["digests"] == sorted(f"signed@{d}" for d in (old["digest"], sig["digest"], sbom["digest"])), preview
+    done = _run(client, dry_run=False)
+    assert (done["tags"], done["digests"], done["bytes"]) == (preview["tags"], preview["digests"], preview["bytes"])
+    for digest in (old["digest"], sig["digest"], sbom["digest"]):
+        assert not _exists("alice/signed", digest)
+    kept_sig, kept_sbom = accessories[new["digest"]]
+    assert _exists("alice/signed", oci.cosign_tag(new["digest"], "sig")) and _exists(
+        "alice/signed", kept_sbom["digest"]
+    )
+    assert _exists("alice/signed", "new") and kept_sig["digest"]
