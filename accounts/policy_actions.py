@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from accounts.models import Namespace
 from portal.params import id_param
-from repositories import policies, retention, storage
+from repositories import gc, policies, retention, storage
 from repositories.forms import ImmutableTagForm, QuotaForm, RetentionRuleForm
 from repositories.models import ImmutableTagRule, RetentionRule, RetentionRun
 
@@ -128,7 +128,10 @@ def retention_delete(request: HttpRequest, namespace: Namespace) -> Done:
 
 def retention_run(request: HttpRequest, namespace: Namespace) -> Done:
     dry_run = request.POST.get("apply") != "yes"
-    run = retention.run(namespace=namespace, dry_run=dry_run, actor=request.user)
+    try:
+        run = retention.run(namespace=namespace, dry_run=dry_run, actor=request.user)
+    except gc.WritesHeld as exc:
+        raise Gone("retention", f"Nothing was removed: {exc}.") from None
     size = storage.describe_bytes(run.bytes)
     if dry_run:
         return Done("retention", f"Preview: {len(run.tags)} tag(s) and {len(run.digests)} image(s) would go ({size}).")

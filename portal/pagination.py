@@ -39,6 +39,8 @@ def exception_handler(exc, context) -> Response | None:
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
         exc = exceptions.ValidationError(detail)
+    elif isinstance(exc, RegistryError) and getattr(exc, "maintenance", False):
+        exc = RegistryUnavailableError(str(exc), code="maintenance")
     elif isinstance(exc, RegistryError):
         exc = RegistryUnavailableError()
     return drf_exception_handler(exc, context)

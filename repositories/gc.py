@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from repositories.models import GcRun
+from repositories.registry.client import RegistryError
 
 log = logging.getLogger(__name__)
 MAINTENANCE_MESSAGE = "registry maintenance (garbage collection): pushes and deletes resume in a few minutes"
@@ -35,6 +36,23 @@ MAINTENANCE_MESSAGE = "registry maintenance (garbage collection): pushes and del
 
 class GcAlreadyRunning(Exception):
     pass
+
+
+class WritesHeld(RegistryError):
+    """A garbage collection holds the registry's writes: the portal's own deletes (tag and
+    repository deletes, an applied retention run) wait too, as pushes and deletes through the
+    front do. A RegistryError: every caller already says nothing was changed."""
+
+    maintenance = True  # portal/pagination.py: the API's 503 says why
+
+    def __init__(self) -> None:
+        super().__init__(MAINTENANCE_MESSAGE)
+
+
+def refuse_during_hold() -> None:
+    """Raise WritesHeld while a collection holds writes."""
+    if hold_active():
+        raise WritesHeld()
 
 
 def hold_active() -> bool:

@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from accounts.models import Namespace
 from audit.services import audit_record
-from repositories import policies, storage
+from repositories import gc, policies, storage
 from repositories.access import pattern_matches
 from repositories.models import ArtifactLink, IndexEntry, Manifest, Repository, RetentionRule, RetentionRun, Tag
 from repositories.registry.client import RegistryError, RegistryNotFound
@@ -302,6 +302,8 @@ def run(*, namespace: Namespace, dry_run: bool, actor=None, actor_name: str = ""
     """Preview (dry_run) or apply the namespace's rules; recorded either way."""
 
     who = actor_name or getattr(actor, "username", "") or "retention"
+    if not dry_run:
+        gc.refuse_during_hold()  # garbage collection holds every write (WritesHeld)
     started_at = timezone.now()
     found = plan(namespace)
     before = snapshot(namespace)
@@ -423,6 +425,8 @@ def run_all() -> int:
         try:
             run(namespace=namespace, dry_run=False, actor_name="schedule")
             count += 1
+        except gc.WritesHeld:
+            log.info("retention of %s waits for the next run: garbage collection holds writes", namespace.name)
         except Exception:
             log.exception("retention of %s failed", namespace.name)
     return count

@@ -242,7 +242,7 @@ def tag_delete(
     too and `confirm` is false, or when the tag no longer points at `expected_digest` (what the
     person confirmed); TagNotInRegistry when the registry has no such tag (the portal forgets
     it); RegistryError when the registry cannot be reached (then nothing changed)."""
-    from repositories import policies
+    from repositories import gc, policies
     from repositories.models import Tag
     from repositories.registry import get_client
     from repositories.registry.client import RegistryNotFound
@@ -254,6 +254,7 @@ def tag_delete(
         tag_tombstones_write,
     )
 
+    gc.refuse_during_hold()  # garbage collection holds every write
     try:
         preview = tag_delete_preview(repository=repository, tag_name=tag_name)
     except TagNotInRegistry:
@@ -335,12 +336,13 @@ def repository_delete(*, repository: Repository, actor) -> list[str]:
     the tags removed. Distribution has no API to drop the name itself: it stays in the catalog,
     empty, until garbage collection. Raises policies.TagImmutable, deleting nothing, when the
     repository holds an immutable tag (the registry's or the portal's)."""
-    from repositories import policies
+    from repositories import gc, policies
     from repositories.models import Tag
     from repositories.registry import get_client
     from repositories.registry.client import RegistryNotFound
     from repositories.sync import hold_deletes, tag_tombstones_write
 
+    gc.refuse_during_hold()  # garbage collection holds every write
     client = get_client()
     in_registry = client.tag_digests(repository.full_name)
     # An immutable tag is never deleted, by a tag delete or with its whole repository.

@@ -30,6 +30,7 @@ from repositories.forms import (
     VisibilityForm,
     WebhookForm,
 )
+from repositories.gc import WritesHeld
 from repositories.markdown import render_markdown
 from repositories.models import DailyPulls, ImmutableTagRule, Repository, RepositoryGrant, RetentionRule
 from repositories.policies import TagImmutable, check_delete, covering, immutable_tags
@@ -278,6 +279,9 @@ def tag_delete(request: HttpRequest, namespace: str, name: str, tag: str) -> Htt
     except services.ConfirmationRequired as exc:
         messages.warning(request, f"{tag} moved since you looked: check what goes with it now.")
         digest, siblings = exc.digest, exc.tags
+    except WritesHeld as exc:
+        messages.error(request, f"Nothing was deleted: {exc}.")
+        return back
     except RegistryError:
         messages.error(request, "The registry could not be reached; nothing was deleted. Try again later.")
         return back
@@ -445,7 +449,7 @@ def repository_settings(request: HttpRequest, namespace: str, name: str) -> Http
     elif action == "delete" and delete_form.is_valid():
         try:
             services.repository_delete(repository=repository, actor=request.user)
-        except TagImmutable as exc:
+        except (TagImmutable, WritesHeld) as exc:
             return done("delete", f"Nothing was deleted: {exc}.", messages.ERROR)
         except RegistryError:
             return done(

@@ -334,3 +334,45 @@ def test_retention_removes_a_removed_images_signatures_and_referrers_with_it(reg
         "alice/signed", kept_sbom["digest"]
     )
     assert _exists("alice/signed", "new") and kept_sig["digest"]
+
+
+# --- a garbage collection holds the portal's own deletes too -----------------------------------
+
+
+def test_the_portals_own_deletes_wait_for_a_garbage_collection_as_the_fronts_do(registry, live_server, alice):
+    """The README: a collection holds writes. The front and the token server held pushes and
+    deletes, but the API's and the pages' tag and repository deletes and an applied retention run
+    went straight to the registry during the hold (helper-11 noted it)."""
+    from repositories import gc
+    from repositories.models import GcRun
+
+    p = oci.Pusher.login(
+        portal_url=live_server.url,
+        registry_url=registry.url,
+        repository="alice/held",
+        username="alice",
+        password=PASSWORD,
+    )
+    oci.image(p, layers=(b"held one",), tag="one")
+    oci.image(p, layers=(b"held two",), tag="two")
+    process_events(registry)
+    client = _owner(alice)
+    _rule(client, tag_pattern="*", keep_most_recent=1)
+    run = gc.start(actor_name="test")
+    try:
+        for answer in (
+            client.delete("/api/v1/repositories/alice/held/tags/one/"),
+            client.delete("/api/v1/repositories/alice/held/"),
+            client.post("/api/v1/namespaces/alice/retention-runs/", {"dry_run": False}, format="json"),
+        ):
+            assert answer.status_code == 503, answer.content
+            assert "registry maintenance (garbage collection)" in answer.json()["detail"]
+        assert _run(client, dry_run=True)["tags"] == ["held:one"]  # a preview writes nothing: allowed
+        page = client.post("/r/alice/held/-/tags/one/delete/", follow=True)
+        assert b"registry maintenance" in page.content
+        page = client.post("/settings/policies/retention/run/", {"apply": "yes"}, follow=True)
+        assert b"Nothing was removed: registry maintenance" in page.content
+        assert _exists("alice/held", "one") and _exists("alice/held", "two")
+    finally:
+        GcRun.objects.filter(pk=run.pk).update(status=GcRun.Status.OK)
+    assert client.delete("/api/v1/repositories/alice/held/tags/one/").status_code == 200  # released: it goes
