@@ -167,6 +167,29 @@ class TagGraph:
         """The tags that reach `digest` only through an index (they break if it goes)."""
         return sorted(tag for tag in self.reach.get(digest, ()) if self.tags.get(tag) != digest)
 
+    def on(self, digest: str) -> list[str]:
+        """The tags that point at `digest` itself."""
+        return sorted(tag for tag in self.reach.get(digest, ()) if self.tags.get(tag) == digest)
+
+    def drop(self, digest: str) -> None:
+        """`digest` was deleted, and with it the tags on it: what they reached, they reach no more."""
+        for tag in self.on(digest):
+            del self.tags[tag]
+            for reached in self.reached.get(tag, ()):
+                self.reach.get(reached, set()).discard(tag)
+
+    @property
+    def reached(self) -> dict[str, set[str]]:
+        """{tag: the digests it reaches} (reach turned round; built once)."""
+        found = self.__dict__.get("_reached")
+        if found is None:
+            found = {}
+            for digest, tags in self.reach.items():
+                for tag in tags:
+                    found.setdefault(tag, set()).add(digest)
+            object.__setattr__(self, "_reached", found)
+        return found
+
 
 def registry_graph(client, full_name: str, *, tag_filter=None, limit: int | None = MAX_TAGS_CHECKED) -> TagGraph:
     """The TagGraph of the tags passing `tag_filter` (all when None). Raises RegistryError when

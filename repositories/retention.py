@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -49,6 +50,12 @@ RULE_FIELDS = (
     "protect_verified",
 )
 MAX_RULES_PER_NAMESPACE = 50
+# A run reads a repository's tags from the registry (a HEAD each) again before a delete when
+# its last reading is older than this (or than four times the reading took): a mutable tag
+# pushed onto an image in the seconds before the run deletes that image can go with it (as with
+# any delete by digest); not an immutable tag, whose push is marked and checked at the delete
+# itself (policies.guard_delete). 0: read before every delete (bench/retention_bench.py compares).
+GRAPH_MAX_AGE = 2.0
 
 
 # --- rules -------------------------------------------------------------------------------------
@@ -359,20 +366,32 @@ def _apply(namespace: Namespace, found: Plan, actor, skipped: list[str]):
         planned_tags = found.remove_tags[repo_name]
         # An index before the images it lists: while it is in the registry they are in use.
         ancestors = index_ancestors(repository)
+        graph, read_at, max_age = None, 0.0, GRAPH_MAX_AGE
         for digest in sorted(digests, key=lambda d: (len(ancestors.get(d, ())), d)):
-            names = sorted(
-                Tag.objects.filter(repository=repository, manifest__digest=digest).values_list("name", flat=True)
-            )
-            if not names:
-                continue
             try:
-                preview = services.tag_delete_preview(repository=repository, tag_name=names[0])
-                if preview.digest != digest or not set(preview.tags) <= planned_tags:
+                # The registry's tags, read again when the last reading is older than
+                # GRAPH_MAX_AGE, or four times what reading them took (once per digest made a
+                # run over N tags cost N² requests; a huge repository is read at most a fifth
+                # of the time).
+                if graph is None or time.monotonic() - read_at > max_age:
+                    began = time.monotonic()
+                    graph = policies.registry_graph(client, repository.full_name, limit=None)
+                    read_at = time.monotonic()
+                    max_age = max(GRAPH_MAX_AGE, 4 * (read_at - began)) if GRAPH_MAX_AGE > 0 else 0.0
+                on = graph.on(digest)
+                if not on or not set(on) <= planned_tags:
                     skipped.append(f"{repo_name}@{digest}: changed in the registry since it was planned; kept")
                     continue
+                preview = services.DeletePreview(digest, on, [tag for tag in graph.used_by(digest) if tag not in on])
                 _, gone = services.tag_delete(
-                    repository=repository, tag_name=names[0], actor=actor, confirm=True, expected_digest=digest
+                    repository=repository,
+                    tag_name=on[0],
+                    actor=actor,
+                    confirm=True,
+                    expected_digest=digest,
+                    preview=preview,
                 )
+                graph.drop(digest)
             except (
                 services.TagNotInRegistry,
                 services.ConfirmationRequired,

@@ -229,7 +229,13 @@ def tag_delete_preview(*, repository: Repository, tag_name: str) -> DeletePrevie
 
 
 def tag_delete(
-    *, repository: Repository, tag_name: str, actor, confirm: bool = False, expected_digest: str = ""
+    *,
+    repository: Repository,
+    tag_name: str,
+    actor,
+    confirm: bool = False,
+    expected_digest: str = "",
+    preview: DeletePreview | None = None,
 ) -> tuple[str, list[str]]:
     """Delete a tag the only way the registry can: by its manifest's digest, which removes
     every tag pointing at it. The digest and the tags sharing it are read from the registry
@@ -241,7 +247,10 @@ def tag_delete(
     index other tags point at lists the digest; ConfirmationRequired when other tags would go
     too and `confirm` is false, or when the tag no longer points at `expected_digest` (what the
     person confirmed); TagNotInRegistry when the registry has no such tag (the portal forgets
-    it); RegistryError when the registry cannot be reached (then nothing changed)."""
+    it); RegistryError when the registry cannot be reached (then nothing changed).
+
+    `preview`: what the caller read from the registry a moment ago (retention, deleting many
+    digests, reads every tag once every few seconds rather than once per digest)."""
     from repositories import gc, policies
     from repositories.models import Tag
     from repositories.registry import get_client
@@ -256,7 +265,7 @@ def tag_delete(
 
     gc.refuse_during_hold()  # garbage collection holds every write
     try:
-        preview = tag_delete_preview(repository=repository, tag_name=tag_name)
+        preview = preview or tag_delete_preview(repository=repository, tag_name=tag_name)
     except TagNotInRegistry:
         _forget_tags(repository=repository, names=[tag_name], actor=actor, reason="gone from the registry")
         raise

@@ -376,3 +376,27 @@ def test_the_portals_own_deletes_wait_for_a_garbage_collection_as_the_fronts_do(
     finally:
         GcRun.objects.filter(pk=run.pk).update(status=GcRun.Status.OK)
     assert client.delete("/api/v1/repositories/alice/held/tags/one/").status_code == 200  # released: it goes
+
+
+def test_retention_keeps_an_image_tagged_in_the_registry_since_the_plan(registry, live_server, alice):
+    """The run reads the registry's tags itself (not the portal's picture): a tag the portal has
+    not heard of on an image the plan removes keeps the image."""
+    p = oci.Pusher.login(
+        portal_url=live_server.url,
+        registry_url=registry.url,
+        repository="alice/late",
+        username="alice",
+        password=PASSWORD,
+    )
+    first = oci.image(p, layers=(b"late one",), tag="t1")
+    process_events(registry)
+    oci.image(p, layers=(b"late two",), tag="t2")
+    process_events(registry)
+    client = _owner(alice)
+    _rule(client, tag_pattern="t*", keep_most_recent=1)
+    assert _run(client, dry_run=True)["tags"] == ["late:t1"]
+    p.manifest(json.loads(p.pull("t1")), "release")  # the portal has not heard of it yet
+    done = _run(client, dry_run=False)
+    assert done["tags"] == [] and done["digests"] == [], done
+    assert any("changed in the registry since it was planned" in line for line in done["skipped"]), done
+    assert get_client().head_manifest("alice/late", "release").digest == first["digest"]
