@@ -214,22 +214,24 @@ def _with_accessories(result: Plan, repository: Repository, *, namespace_name: s
         for digest in removed
         for suffix in ("", ".sig", ".att", ".sbom")
     }
+    # Whole-repository reads, filtered here: a first run may remove tens of thousands of
+    # digests, more than a query can name.
     by_digest: dict[str, set[str]] = defaultdict(set)
-    for name, digest in Tag.objects.filter(repository=repository, manifest__tags__name__in=names).values_list(
-        "name", "manifest__digest"
-    ):
+    for name, digest in Tag.objects.filter(repository=repository).values_list("name", "manifest__digest"):
         by_digest[digest].add(name)
-    immutable = policies.immutable_tags(
-        namespace_name=namespace_name, repository_name=repository.name, tag_names=sorted(names)
+    immutable = set(
+        policies.immutable_tags(namespace_name=namespace_name, repository_name=repository.name, tag_names=sorted(names))
     )
     for digest, tags in sorted(by_digest.items()):
-        if tags <= names and not (tags & set(immutable)) and digest not in removed:
+        if tags & names and tags <= names and not (tags & immutable) and digest not in removed:
             result.remove_digests[repository.name].add(digest)
             result.remove_tags[repository.name] |= tags
-    subjects = ArtifactLink.objects.filter(
-        repository=repository, subject_digest__in=removed, via=ArtifactLink.Via.SUBJECT, artifact__tags__isnull=True
-    )
-    result.untagged[repository.name] |= set(subjects.values_list("artifact__digest", flat=True)) - removed
+    referrers = ArtifactLink.objects.filter(
+        repository=repository, via=ArtifactLink.Via.SUBJECT, artifact__tags__isnull=True
+    ).values_list("subject_digest", "artifact__digest")
+    result.untagged[repository.name] |= {
+        artifact for subject, artifact in referrers if subject in removed and artifact not in removed
+    }
 
 
 def index_ancestors(repository: Repository) -> dict[str, set[str]]:
