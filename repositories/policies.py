@@ -191,9 +191,10 @@ class TagGraph:
         return found
 
 
-def registry_graph(client, full_name: str, *, tag_filter=None, limit: int | None = MAX_TAGS_CHECKED) -> TagGraph:
+def registry_graph(client, full_name: str, *, tag_filter=None, bounded: bool = True) -> TagGraph:
     """The TagGraph of the tags passing `tag_filter` (all when None). Raises RegistryError when
-    the registry cannot answer, TagImmutable when more than `limit` tags are to be read."""
+    the registry cannot answer; TagImmutable, when `bounded`, if more than MAX_TAGS_CHECKED tags
+    are to be read (the front's check of a delete by digest, asked in a request)."""
     from repositories.registry.client import RegistryNotFound
 
     try:
@@ -202,7 +203,7 @@ def registry_graph(client, full_name: str, *, tag_filter=None, limit: int | None
         return TagGraph({}, {})
     if tag_filter is not None:
         names = [tag for tag in names if tag_filter(tag)]
-    if limit is not None and len(names) > limit:
+    if bounded and len(names) > MAX_TAGS_CHECKED:
         raise TagImmutable(f"{full_name} has too many protected tags to check a delete by digest; delete by tag")
     refs = client.head_many(full_name, names)
     return TagGraph({tag: ref.digest for tag, ref in refs.items()}, _reach(client, full_name, refs))
@@ -268,11 +269,6 @@ def manifest_ancestors(*, namespace_name: str, repository_name: str, digest: str
         found |= above
         level = above
     return found
-
-
-def registry_references(client, full_name: str, *, tag_filter=None) -> dict[str, set[str]]:
-    """{digest: the tags that reach it} (TagGraph.reach), as the registry has them now."""
-    return registry_graph(client, full_name, tag_filter=tag_filter).reach
 
 
 def check_delete_digest(*, namespace_name: str, repository_name: str, digest: str, client) -> None:

@@ -377,7 +377,7 @@ def _apply(namespace: Namespace, found: Plan, actor, skipped: list[str]):
                 # of the time).
                 if graph is None or time.monotonic() - read_at > max_age:
                     began = time.monotonic()
-                    graph = policies.registry_graph(client, repository.full_name, limit=None)
+                    graph = policies.registry_graph(client, repository.full_name, bounded=False)
                     read_at = time.monotonic()
                     max_age = max(GRAPH_MAX_AGE, 4 * (read_at - began)) if GRAPH_MAX_AGE > 0 else 0.0
                 on = graph.on(digest)
@@ -414,7 +414,7 @@ def _apply(namespace: Namespace, found: Plan, actor, skipped: list[str]):
         try:
             # Untagged as the registry has it now: a push the portal has not heard of yet may
             # have tagged it, or made it a platform of a new index.
-            referenced = policies.registry_references(client, repository.full_name)
+            referenced = policies.registry_graph(client, repository.full_name, bounded=False).reach
         except (RegistryError, policies.TagImmutable) as exc:
             skipped.append(f"{repo_name}: untagged manifests kept, the registry could not be listed: {exc}")
             continue

@@ -223,7 +223,7 @@ def tag_delete_preview(*, repository: Repository, tag_name: str) -> DeletePrevie
         digest = client.head_manifest(repository.full_name, tag_name).digest
     except RegistryNotFound:
         raise TagNotInRegistry(tag_name) from None
-    graph = policies.registry_graph(client, repository.full_name, limit=None)
+    graph = policies.registry_graph(client, repository.full_name, bounded=False)
     siblings = sorted({tag_name, *(name for name, d in graph.tags.items() if d == digest)})
     return DeletePreview(digest, siblings, [tag for tag in graph.used_by(digest) if tag not in siblings])
 

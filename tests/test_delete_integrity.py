@@ -400,3 +400,27 @@ def test_retention_keeps_an_image_tagged_in_the_registry_since_the_plan(registry
     assert done["tags"] == [] and done["digests"] == [], done
     assert any("changed in the registry since it was planned" in line for line in done["skipped"]), done
     assert get_client().head_manifest("alice/late", "release").digest == first["digest"]
+
+
+def test_retention_removes_untagged_manifests_of_a_repository_with_many_tags(registry, live_server, alice, monkeypatch):
+    """The untagged part of a run was skipped in every repository with more tags than the front
+    reads in a request (1,000; here 2), with a message about protected tags."""
+    from repositories import policies
+
+    monkeypatch.setattr(policies, "MAX_TAGS_CHECKED", 2)
+    p = oci.Pusher.login(
+        portal_url=live_server.url,
+        registry_url=registry.url,
+        repository="alice/crowded",
+        username="alice",
+        password=PASSWORD,
+    )
+    for n in range(3):
+        oci.image(p, layers=(f"crowded {n}".encode(),), tag=f"t{n}")
+    loose = oci.image(p, layers=(b"crowded loose",))
+    process_events(registry)
+    client = _owner(alice)
+    _rule(client, untagged=True)
+    done = _run(client, dry_run=False)
+    assert done["digests"] == [f"crowded@{loose['digest']}"], done
+    assert not _exists("alice/crowded", loose["digest"]) and all(_exists("alice/crowded", f"t{n}") for n in range(3))
