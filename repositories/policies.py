@@ -152,6 +152,9 @@ def immutable_tags(*, namespace_name: str, repository_name: str, tag_names) -> d
 
 MAX_TAGS_CHECKED = 1000
 MAX_INDEX_DEPTH = 8  # indexes inside indexes followed this deep (an image index holds images)
+IMAGE_MANIFEST_TYPES = frozenset(
+    {"application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json"}
+)
 
 
 @dataclass(frozen=True)
@@ -238,7 +241,9 @@ def _reach(client, full_name: str, refs: dict) -> dict[str, set[str]]:
             for index_digest in level:
                 for digest, media_type in entries(index_digest):
                     reach.setdefault(digest, set()).add(tag)
-                    if media_type in INDEX_TYPES and digest not in seen:
+                    # What an entry says it is, unless it says an image: an index that names
+                    # another index with some other type (or none) is still followed.
+                    if media_type not in IMAGE_MANIFEST_TYPES and digest not in seen:
                         seen.add(digest)
                         below.append(digest)
             if not below:
@@ -348,6 +353,14 @@ def _in_flight(kind: str, full_name: str, add: list[str], *, remove: bool = Fals
     except Exception:
         return set()
     return {item.decode() if isinstance(item, bytes) else str(item) for item in found}
+
+
+def deletes_done(deleted: list[tuple[str, str]]) -> None:
+    """The registry says these (repository, digest) deletes happened (its notifications): their
+    marks go, so an immutable push of the same content (pushed again right after) is not taken
+    for one racing a delete that has not happened yet."""
+    for full_name, digest in deleted[:100]:
+        _in_flight("delete", full_name, [digest], remove=True)
 
 
 def guard_delete(client, full_name: str, digests: list[str], *, rules=None) -> None:

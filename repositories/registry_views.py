@@ -367,6 +367,9 @@ def events_view(request: HttpRequest) -> JsonResponse:
         sample = (body or request.read(4096))[:4096].decode("utf-8", "replace")
         parsed = [parse_event({"envelope": sample, "error": str(exc)})]
         parsed[0].problem = str(exc)
+    from repositories.policies import deletes_done
+
+    deletes_done([(event.repository, event.digest) for event in parsed if event.action == "delete" and event.digest])
     if not sync.needs_storing(parsed):
         return JsonResponse({"stored": 0})
     try:

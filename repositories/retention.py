@@ -198,7 +198,38 @@ def plan(namespace: Namespace, *, now: dt.datetime | None = None) -> Plan:
                 holds = isinstance(content, dict) and (content.get("signatures") or content.get("attached"))
                 if pk not in linked and not holds:  # signatures and SBOMs go with their image
                     result.untagged[repository.name].add(digest)
+        _with_platforms(result, repository)
     return result
+
+
+def _with_platforms(result: Plan, repository: Repository) -> None:
+    """A removed index's platform manifests go with it (and theirs, for an index inside it),
+    when no tag points at one and every index that lists it goes too: left in the registry,
+    nothing would ever list them again (the portal forgets what no tag or index refers to, and
+    the registry cannot list untagged manifests), and garbage collection keeps their layers."""
+    going = result.remove_digests.get(repository.name, set()) | result.untagged.get(repository.name, set())
+    if not going:
+        return
+    parents, children = index_links(repository)
+    if not children:
+        return
+    tagged = set(Manifest.objects.filter(repository=repository, tags__isnull=False).values_list("digest", flat=True))
+    added: set[str] = set()
+    level = going
+    for _depth in range(policies.MAX_INDEX_DEPTH):
+        below = {
+            child
+            for index in level
+            for child in children.get(index, ())
+            if child not in going and child not in added and child not in tagged
+        }
+        below = {child for child in below if parents[child] <= going | added | below}
+        if not below:
+            break
+        added |= below
+        level = below
+    if added:
+        result.untagged[repository.name] |= added
 
 
 def _with_accessories(result: Plan, repository: Repository, *, namespace_name: str) -> None:
@@ -234,14 +265,23 @@ def _with_accessories(result: Plan, repository: Repository, *, namespace_name: s
     }
 
 
-def index_ancestors(repository: Repository) -> dict[str, set[str]]:
-    """{digest: every index of the repository that lists it, at any depth}, from the portal's
+def index_links(repository: Repository) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """({digest: the indexes that list it}, {index: the digests it lists}), from the portal's
     picture (one query)."""
     parents: dict[str, set[str]] = defaultdict(set)
+    children: dict[str, set[str]] = defaultdict(set)
     for index, child in IndexEntry.objects.filter(index__repository=repository).values_list(
         "index__digest", "child__digest"
     ):
         parents[child].add(index)
+        children[index].add(child)
+    return parents, children
+
+
+def index_ancestors(repository: Repository) -> dict[str, set[str]]:
+    """{digest: every index of the repository that lists it, at any depth}, from the portal's
+    picture (one query)."""
+    parents, _ = index_links(repository)
     found: dict[str, set[str]] = {}
     for digest in parents:
         seen, level = set(), set(parents[digest])
@@ -418,7 +458,8 @@ def _apply(namespace: Namespace, found: Plan, actor, skipped: list[str]):
         except (RegistryError, policies.TagImmutable) as exc:
             skipped.append(f"{repo_name}: untagged manifests kept, the registry could not be listed: {exc}")
             continue
-        for digest in sorted(digests):
+        ancestors = index_ancestors(repository)
+        for digest in sorted(digests, key=lambda d: (len(ancestors.get(d, ())), d)):  # an index first
             if digest in referenced:
                 tags = ", ".join(sorted(referenced[digest]))
                 skipped.append(f"{repo_name}@{digest}: kept, tagged in the registry now ({tags})")

@@ -284,11 +284,16 @@ def test_retention_removes_an_index_before_the_images_it_lists(registry, live_se
     _rule(client, tag_pattern="*", keep_most_recent=0)
     preview = _run(client, dry_run=True)
     assert preview["tags"] == ["all-go:leaf", "all-go:v1"], preview
+    arm_doc = json.loads(p.pull(inner["digest"]))  # read before the run removes it
     done = _run(client, dry_run=False)
     assert (done["tags"], done["digests"]) == (preview["tags"], preview["digests"]), done
-    assert f"all-go@{outer['digest']}" in done["digests"] and f"all-go@{leaf['digest']}" in done["digests"]
-    assert not _exists("alice/all-go", "v1") and not _exists("alice/all-go", leaf["digest"])
-    assert _exists("alice/all-go", inner["digest"])  # untagged: an `untagged` rule's to remove
+    # The untagged inner index and its untagged platform go with the index that lists them
+    # (nothing would list them again: the helper-13 attack found them left for ever).
+    arm = next(m["digest"] for m in arm_doc["manifests"] if m["digest"] != leaf["digest"])
+    every = sorted(f"all-go@{d}" for d in (outer["digest"], leaf["digest"], inner["digest"], arm))
+    assert preview["digests"] == every and done["digests"] == every, done
+    for digest in (outer["digest"], leaf["digest"], inner["digest"], arm):
+        assert not _exists("alice/all-go", digest)
 
 
 # --- accessories go with their image -----------------------------------------------------------
@@ -424,3 +429,81 @@ def test_retention_removes_untagged_manifests_of_a_repository_with_many_tags(reg
     done = _run(client, dry_run=False)
     assert done["digests"] == [f"crowded@{loose['digest']}"], done
     assert not _exists("alice/crowded", loose["digest"]) and all(_exists("alice/crowded", f"t{n}") for n in range(3))
+
+
+def test_an_untagged_index_goes_with_its_platforms_and_a_shared_platform_stays(registry, live_server, alice):
+    """helper-13: an untagged index removed by an `untagged` rule left its platform manifest in
+    the registry for ever. Its platforms go with it; one that a kept index also lists stays."""
+    p = oci.Pusher.login(
+        portal_url=live_server.url,
+        registry_url=registry.url,
+        repository="alice/loose-idx",
+        username="alice",
+        password=PASSWORD,
+    )
+    own = oci.image(p, layers=(b"own platform",))
+    shared = oci.image(p, arch="arm64", layers=(b"shared platform",))
+    loose = p.manifest(
+        {
+            "schemaVersion": 2,
+            "mediaType": oci.OCI_INDEX,
+            "manifests": [{**own, "platform": AMD}, {**shared, "platform": ARM}],
+        }
+    )
+    oci.index(p, [(shared, ARM)], "kept")
+    process_events(registry)
+    client = _owner(alice)
+    _rule(client, untagged=True)
+    preview = _run(client, dry_run=True)
+    assert preview["digests"] == sorted(f"loose-idx@{d}" for d in (loose["digest"], own["digest"])), preview
+    done = _run(client, dry_run=False)
+    assert (done["digests"], done["bytes"]) == (preview["digests"], preview["bytes"])
+    assert not _exists("alice/loose-idx", loose["digest"]) and not _exists("alice/loose-idx", own["digest"])
+    assert _pull_all(p, "kept") == []
+
+
+def test_an_index_listed_under_another_media_type_is_still_followed(front, registry, live_server, alice):
+    """helper-13: an outer index naming the inner index with a media type other than an index's
+    (here application/octet-stream) was not followed by the registry-side check, so the leaf went
+    before the portal had heard of the push."""
+    _immutable(_owner(alice), "v*")
+    p = _pusher(live_server, front, "alice/mislabeled")
+    leaf = oci.image(p, layers=(b"mislabeled leaf",))
+    inner = p.manifest({"schemaVersion": 2, "mediaType": oci.OCI_INDEX, "manifests": [{**leaf, "platform": AMD}]})
+    entry = {**inner, "mediaType": "application/octet-stream"}
+    p.manifest({"schemaVersion": 2, "mediaType": oci.OCI_INDEX, "manifests": [entry]}, "v7")
+    refused = requests.delete(f"http://{front}/v2/alice/mislabeled/manifests/{leaf['digest']}", headers=p.headers)
+    assert refused.status_code == 403 and "tag v7 is immutable" in refused.json()["errors"][0]["message"]
+    assert _exists("alice/mislabeled", leaf["digest"])
+
+
+def test_a_delete_the_registry_reports_done_no_longer_holds_back_an_immutable_push(registry, live_server, alice):
+    """helper-13: pushing an immutable tag onto content that was deleted a moment before and
+    pushed again was refused as racing the delete for the mark's whole 10 s. The registry's
+    delete notification ends the mark."""
+    from repositories import policies
+    from repositories.registry import get_issuer
+
+    p = oci.Pusher.login(
+        portal_url=live_server.url,
+        registry_url=registry.url,
+        repository="alice/again",
+        username="alice",
+        password=PASSWORD,
+    )
+    image = oci.image(p, layers=(b"again",), tag="m1")
+    body = json.loads(p.pull(image["digest"]))
+    policies.immutable_rule_create(namespace=alice.namespace, tag_pattern="v*", actor=alice)
+    policies.FRONT_STATE.forget()
+    grants = [{"type": "repository", "name": "alice/again", "actions": ["pull", "push", "delete"]}]
+    token = get_issuer().issue("alice", grants).token
+
+    def decide(method: str, reference: str) -> str | None:
+        request = policies.FrontRequest(method, f"/v2/alice/again/manifests/{reference}", token)
+        return policies.front_decision(request, registry_has_tag=lambda *_: False, client_factory=get_client)
+
+    assert decide("DELETE", image["digest"]) is None
+    get_client().delete_manifest("alice/again", image["digest"])
+    registry.drain_notifications()  # the registry's "delete" event reaches the portal
+    p.manifest(body)  # the same content, pushed again by digest
+    assert decide("PUT", "v1") is None
