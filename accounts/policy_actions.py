@@ -130,7 +130,7 @@ def retention_run(request: HttpRequest, namespace: Namespace) -> Done:
     dry_run = request.POST.get("apply") != "yes"
     try:
         run = retention.run(namespace=namespace, dry_run=dry_run, actor=request.user)
-    except gc.WritesHeld as exc:
+    except (gc.WritesHeld, retention.RunUnderWay) as exc:
         raise Gone("retention", f"Nothing was removed: {exc}.") from None
     size = storage.describe_bytes(run.bytes)
     if dry_run:

@@ -285,6 +285,7 @@ MAINTENANCE_TASKS = [
     "repositories.tasks.reconcile_registry",
     "repositories.tasks.registry_gc",
     "repositories.tasks.retention_run_all",
+    "repositories.tasks.retention_run",
     "repositories.tasks.storage_refresh_all",
     "repositories.tasks.prune",
 ]

@@ -347,8 +347,42 @@ def _as_lists(found: Plan) -> tuple[list[str], list[str]]:
 # --- the run -----------------------------------------------------------------------------------
 
 
+class RunUnderWay(Exception):
+    """Another applied run of this namespace has not finished (one at a time)."""
+
+    def __init__(self, namespace_name: str) -> None:
+        super().__init__(f"a retention run of {namespace_name} is under way; its result is listed when it finishes")
+
+
+RUN_LOCK_SECONDS = 6 * 3600  # an applied run's hold on its namespace, should its process die
+
+
 def run(*, namespace: Namespace, dry_run: bool, actor=None, actor_name: str = "") -> RetentionRun:
-    """Preview (dry_run) or apply the namespace's rules; recorded either way."""
+    """Preview (dry_run) or apply the namespace's rules; recorded either way. An applied run
+    raises gc.WritesHeld during a garbage collection, RunUnderWay while another one of the
+    namespace runs (a caller that gave up waiting and asked again must not start a second)."""
+    if dry_run:
+        return _run(namespace=namespace, dry_run=True, actor=actor, actor_name=actor_name)
+    from django.core.cache import cache
+
+    key = f"retention-run:{namespace.pk}"
+    try:
+        held = bool(cache.add(key, 1, timeout=RUN_LOCK_SECONDS))
+    except Exception:
+        held = None  # Redis away: nothing to hold, and nothing to release
+    if held is False:
+        raise RunUnderWay(namespace.name)
+    try:
+        return _run(namespace=namespace, dry_run=False, actor=actor, actor_name=actor_name)
+    finally:
+        if held:
+            try:
+                cache.delete(key)
+            except Exception:
+                log.warning("the retention run's hold on %s is left to expire", namespace.name)
+
+
+def _run(*, namespace: Namespace, dry_run: bool, actor=None, actor_name: str = "") -> RetentionRun:
 
     who = actor_name or getattr(actor, "username", "") or "retention"
     if not dry_run:
@@ -487,8 +521,8 @@ def run_all() -> int:
         try:
             run(namespace=namespace, dry_run=False, actor_name="schedule")
             count += 1
-        except gc.WritesHeld:
-            log.info("retention of %s waits for the next run: garbage collection holds writes", namespace.name)
+        except (gc.WritesHeld, RunUnderWay) as exc:
+            log.info("retention of %s waits for the next run: %s", namespace.name, exc)
         except Exception:
             log.exception("retention of %s failed", namespace.name)
     return count

@@ -139,6 +139,22 @@ def registry_gc_release_stale() -> int:
 
 
 @shared_task(ignore_result=True)
+def retention_run(namespace_id: int, actor_id: int | None) -> str:
+    """One namespace's rules, applied, for a caller that did not wait (the API's wait=false)."""
+    from accounts.models import Namespace, User
+    from repositories import gc, retention
+
+    namespace = Namespace.objects.filter(pk=namespace_id).first()
+    if namespace is None:
+        return "gone"
+    actor = User.objects.filter(pk=actor_id).first() if actor_id else None
+    try:
+        return str(retention.run(namespace=namespace, dry_run=False, actor=actor).pk)
+    except (gc.WritesHeld, retention.RunUnderWay) as exc:
+        return str(exc)
+
+
+@shared_task(ignore_result=True)
 def retention_run_all() -> int:
     """Every namespace's retention rules, applied (daily)."""
     from repositories import retention

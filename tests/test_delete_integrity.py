@@ -507,3 +507,85 @@ def test_a_delete_the_registry_reports_done_no_longer_holds_back_an_immutable_pu
     registry.drain_notifications()  # the registry's "delete" event reaches the portal
     p.manifest(body)  # the same content, pushed again by digest
     assert decide("PUT", "v1") is None
+
+
+# --- long runs ---------------------------------------------------------------------------------
+
+
+def test_one_applied_retention_run_of_a_namespace_at_a_time(registry, live_server, alice):
+    """helper-13: a long run answered 504 at the front after a minute and went on; asking again
+    started a second run on top of the first. A run under way refuses another (409; the
+    settings page says so), and previews still answer."""
+    from django.core.cache import cache
+
+    p = oci.Pusher.login(
+        portal_url=live_server.url,
+        registry_url=registry.url,
+        repository="alice/once",
+        username="alice",
+        password=PASSWORD,
+    )
+    oci.image(p, layers=(b"once one",), tag="t1")
+    process_events(registry)
+    oci.image(p, layers=(b"once two",), tag="t2")
+    process_events(registry)
+    client = _owner(alice)
+    _rule(client, tag_pattern="*", keep_most_recent=1)
+    key = f"retention-run:{alice.namespace.pk}"
+    assert cache.add(key, 1, timeout=60)  # a run is under way (another process)
+    busy = client.post("/api/v1/namespaces/alice/retention-runs/", {"dry_run": False}, format="json")
+    assert busy.status_code == 409 and "a retention run of alice is under way" in busy.json()["detail"]
+    page = client.post("/settings/policies/retention/run/", {"apply": "yes"}, follow=True)
+    assert b"a retention run of alice is under way" in page.content
+    assert _run(client, dry_run=True)["tags"] == ["once:t1"]
+    assert _exists("alice/once", "t1")
+    cache.delete(key)  # it finished
+    assert _run(client, dry_run=False)["tags"] == ["once:t1"]
+    assert cache.get(key) is None  # and a run lets go when it is done
+
+
+def test_an_applied_run_can_go_on_in_the_background(registry, live_server, alice, celery_worker):
+    p = oci.Pusher.login(
+        portal_url=live_server.url,
+        registry_url=registry.url,
+        repository="alice/later",
+        username="alice",
+        password=PASSWORD,
+    )
+    oci.image(p, layers=(b"later one",), tag="t1")
+    process_events(registry)
+    oci.image(p, layers=(b"later two",), tag="t2")
+    process_events(registry)
+    client = _owner(alice)
+    _rule(client, tag_pattern="*", keep_most_recent=1)
+    started = client.post("/api/v1/namespaces/alice/retention-runs/", {"dry_run": False, "wait": False}, format="json")
+    assert started.status_code == 202 and started.json()["status"] == "started", started.content
+    from tests.services import wait_until
+
+    def applied():
+        runs = client.get("/api/v1/namespaces/alice/retention-runs/").json()
+        return next((run for run in runs if not run["dry_run"]), None)
+
+    run = wait_until(applied, timeout=60, what="the background run to be listed")
+    assert run["tags"] == ["later:t1"] and run["requested_by"] == "alice", run
+    assert not _exists("alice/later", "t1") and _exists("alice/later", "t2")
+
+
+def test_the_front_gives_retention_runs_a_long_timeout_on_every_path_that_starts_one():
+    """nginx's one-minute answer timeout, raised for the three paths that apply a run (the API,
+    an organization's settings, your own): the location's pattern must keep matching them."""
+    import re
+    from pathlib import Path
+
+    from django.urls import reverse
+
+    template = (Path(__file__).resolve().parent.parent / "deploy/nginx/default.conf.template").read_text()
+    pattern = re.search(r"location ~ (\^/\(api/v1/namespaces/.*retention.*\)\$) \{\n(?P<body>[^}]*)\}", template)
+    assert pattern is not None and "proxy_read_timeout 900s;" in pattern.group("body")
+    paths = [
+        reverse("api-retention-runs", kwargs={"namespace": "acme"}),
+        reverse("org-retention-run", kwargs={"name": "acme"}),
+        reverse("account-policies-retention-run"),
+    ]
+    assert all(re.match(pattern.group(1), path) for path in paths), paths
+    assert not re.match(pattern.group(1), reverse("api-retention-rules", kwargs={"namespace": "acme"}))

@@ -321,6 +321,10 @@ class RetentionRuleSerializer(serializers.Serializer):
 
 class RetentionRunRequestSerializer(serializers.Serializer):
     dry_run = serializers.BooleanField(default=True)
+    wait = serializers.BooleanField(
+        default=True,
+        help_text="false: an applied run goes on in the background (202); GET lists it when it is done",
+    )
 
 
 class RetentionRunSerializer(serializers.Serializer):

@@ -832,12 +832,27 @@ class RetentionRunView(APIView):
         found = _managed_namespace(request, namespace)
         return Response([_retention_run_data(r) for r in RetentionRun.objects.filter(namespace=found)[:50]])
 
-    @extend_schema(request=RetentionRunRequestSerializer, responses={200: RetentionRunSerializer})
+    @extend_schema(
+        request=RetentionRunRequestSerializer,
+        responses={200: RetentionRunSerializer, 202: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT},
+    )
     def post(self, request: Request, namespace: str) -> Response:
         from repositories import retention
 
         found = _managed_namespace(request, namespace)
         data = RetentionRunRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        run = retention.run(namespace=found, dry_run=data.validated_data["dry_run"], actor=request.user)
+        dry_run, wait = data.validated_data["dry_run"], data.validated_data["wait"]
+        if not dry_run and not wait:
+            from repositories.tasks import retention_run
+
+            retention_run.delay(found.pk, request.user.pk)
+            return Response(
+                {"status": "started", "detail": "The run goes on in the background; GET retention-runs/ lists it."},
+                status=status.HTTP_202_ACCEPTED,
+            )
+        try:
+            run = retention.run(namespace=found, dry_run=dry_run, actor=request.user)
+        except retention.RunUnderWay as exc:
+            return Response({"detail": f"Nothing was started: {exc}."}, status=status.HTTP_409_CONFLICT)
         return Response(_retention_run_data(run))
