@@ -46,6 +46,27 @@ def _run(client, dry_run: bool) -> dict:
     return answer.json()
 
 
+def _direct(live_server, registry, repository: str) -> oci.Pusher:
+    """alice pushing straight to the registry (not through the front)."""
+    return oci.Pusher.login(
+        portal_url=live_server.url,
+        registry_url=registry.url,
+        repository=repository,
+        username="alice",
+        password=PASSWORD,
+    )
+
+
+def _older_and_newer(p: oci.Pusher, registry, alice) -> APIClient:
+    """t1, then t2, each heard of in turn; a rule keeping the newest: a run removes t1."""
+    for n in (1, 2):
+        oci.image(p, layers=(f"{p.repository} {n}".encode(),), tag=f"t{n}")
+        process_events(registry)
+    client = _owner(alice)
+    _rule(client, tag_pattern="*", keep_most_recent=1)
+    return client
+
+
 def _exists(repository: str, reference: str) -> bool:
     try:
         get_client().head_manifest(repository, reference)
@@ -108,13 +129,7 @@ def test_each_side_of_the_race_sees_the_other_at_the_decision(registry, live_ser
     from repositories import policies
     from repositories.registry import get_issuer
 
-    p = oci.Pusher.login(
-        portal_url=live_server.url,
-        registry_url=registry.url,
-        repository="alice/sides",
-        username="alice",
-        password=PASSWORD,
-    )
+    p = _direct(live_server, registry, "alice/sides")
     first = oci.image(p, layers=(b"side one",), tag="m1")
     second = oci.image(p, layers=(b"side two",), tag="m2")
     policies.immutable_rule_create(namespace=alice.namespace, tag_pattern="v*", actor=alice)
@@ -148,13 +163,7 @@ def test_each_side_of_the_race_sees_the_other_at_the_decision(registry, live_ser
 def test_retention_keeps_a_platform_manifest_that_a_kept_mutable_index_lists(registry, live_server, alice):
     """helper-11: index keep-idx lists t5's image; a rule t* keep 1 removed t5's digest and
     keep-idx no longer pulled. An image goes only when every tag that reaches it goes."""
-    p = oci.Pusher.login(
-        portal_url=live_server.url,
-        registry_url=registry.url,
-        repository="alice/kept-idx",
-        username="alice",
-        password=PASSWORD,
-    )
+    p = _direct(live_server, registry, "alice/kept-idx")
     images = [oci.image(p, layers=(f"t layer {n}".encode(),), tag=f"t{n}") for n in range(1, 6)]
     other = oci.image(p, arch="arm64", layers=(b"arm t",))
     oci.index(p, [(images[-1], AMD), (other, ARM)], "keep-idx")
@@ -176,13 +185,7 @@ def test_retention_keeps_a_platform_manifest_that_a_kept_mutable_index_lists(reg
 def test_the_api_refuses_to_delete_a_tag_whose_image_an_index_lists(registry, live_server, alice):
     """helper-11: DELETE …/tags/plain/ (plain on a platform manifest of the index multi) answered
     200 and broke multi. Now 409 naming the index's tags, confirmed or not; nothing deleted."""
-    p = oci.Pusher.login(
-        portal_url=live_server.url,
-        registry_url=registry.url,
-        repository="alice/multi",
-        username="alice",
-        password=PASSWORD,
-    )
+    p = _direct(live_server, registry, "alice/multi")
     amd = oci.image(p, layers=(b"multi amd",), tag="plain")
     arm = oci.image(p, arch="arm64", layers=(b"multi arm",))
     oci.index(p, [(amd, AMD), (arm, ARM)], "multi")
@@ -247,13 +250,7 @@ def test_retention_keeps_what_an_immutable_index_lists_at_any_depth_and_the_prev
 ):
     """helper-11: retention's preview listed the child of an immutable index, which the run then
     kept (TagImmutable). The preview is the run: neither lists it."""
-    p = oci.Pusher.login(
-        portal_url=live_server.url,
-        registry_url=registry.url,
-        repository="alice/deep",
-        username="alice",
-        password=PASSWORD,
-    )
+    p = _direct(live_server, registry, "alice/deep")
     leaf, _inner, _outer = _nested(p)
     child = oci.image(p, layers=(b"flat child",), tag="child")
     oci.index(p, [(child, AMD)], "v2")
@@ -271,13 +268,7 @@ def test_retention_keeps_what_an_immutable_index_lists_at_any_depth_and_the_prev
 def test_retention_removes_an_index_before_the_images_it_lists(registry, live_server, alice):
     """When an index and the tagged images it lists all go, the index goes first (while it is in
     the registry its images are in use), and the run removes everything the preview listed."""
-    p = oci.Pusher.login(
-        portal_url=live_server.url,
-        registry_url=registry.url,
-        repository="alice/all-go",
-        username="alice",
-        password=PASSWORD,
-    )
+    p = _direct(live_server, registry, "alice/all-go")
     leaf, inner, outer = _nested(p)
     process_events(registry)
     client = _owner(alice)
@@ -303,13 +294,7 @@ def test_retention_removes_a_removed_images_signatures_and_referrers_with_it(reg
     """The README: signatures, attestations and SBOMs go with their image. A run removed the
     image and left its cosign sha256-<hex>.sig tag and its OCI 1.1 referrers behind, orphans in
     the tag list for ever (helper-11 noticed the .sig tag)."""
-    p = oci.Pusher.login(
-        portal_url=live_server.url,
-        registry_url=registry.url,
-        repository="alice/signed",
-        username="alice",
-        password=PASSWORD,
-    )
+    p = _direct(live_server, registry, "alice/signed")
     key = oci.new_key("ecdsa")
     old = oci.image(p, layers=(b"old signed",), tag="old")
     process_events(registry)
@@ -351,13 +336,7 @@ def test_the_portals_own_deletes_wait_for_a_garbage_collection_as_the_fronts_do(
     from repositories import gc
     from repositories.models import GcRun
 
-    p = oci.Pusher.login(
-        portal_url=live_server.url,
-        registry_url=registry.url,
-        repository="alice/held",
-        username="alice",
-        password=PASSWORD,
-    )
+    p = _direct(live_server, registry, "alice/held")
     oci.image(p, layers=(b"held one",), tag="one")
     oci.image(p, layers=(b"held two",), tag="two")
     process_events(registry)
@@ -386,13 +365,7 @@ def test_the_portals_own_deletes_wait_for_a_garbage_collection_as_the_fronts_do(
 def test_retention_keeps_an_image_tagged_in_the_registry_since_the_plan(registry, live_server, alice):
     """The run reads the registry's tags itself (not the portal's picture): a tag the portal has
     not heard of on an image the plan removes keeps the image."""
-    p = oci.Pusher.login(
-        portal_url=live_server.url,
-        registry_url=registry.url,
-        repository="alice/late",
-        username="alice",
-        password=PASSWORD,
-    )
+    p = _direct(live_server, registry, "alice/late")
     first = oci.image(p, layers=(b"late one",), tag="t1")
     process_events(registry)
     oci.image(p, layers=(b"late two",), tag="t2")
@@ -413,13 +386,7 @@ def test_retention_removes_untagged_manifests_of_a_repository_with_many_tags(reg
     from repositories import policies
 
     monkeypatch.setattr(policies, "MAX_TAGS_CHECKED", 2)
-    p = oci.Pusher.login(
-        portal_url=live_server.url,
-        registry_url=registry.url,
-        repository="alice/crowded",
-        username="alice",
-        password=PASSWORD,
-    )
+    p = _direct(live_server, registry, "alice/crowded")
     for n in range(3):
         oci.image(p, layers=(f"crowded {n}".encode(),), tag=f"t{n}")
     loose = oci.image(p, layers=(b"crowded loose",))
@@ -434,13 +401,7 @@ def test_retention_removes_untagged_manifests_of_a_repository_with_many_tags(reg
 def test_an_untagged_index_goes_with_its_platforms_and_a_shared_platform_stays(registry, live_server, alice):
     """helper-13: an untagged index removed by an `untagged` rule left its platform manifest in
     the registry for ever. Its platforms go with it; one that a kept index also lists stays."""
-    p = oci.Pusher.login(
-        portal_url=live_server.url,
-        registry_url=registry.url,
-        repository="alice/loose-idx",
-        username="alice",
-        password=PASSWORD,
-    )
+    p = _direct(live_server, registry, "alice/loose-idx")
     own = oci.image(p, layers=(b"own platform",))
     shared = oci.image(p, arch="arm64", layers=(b"shared platform",))
     loose = p.manifest(
@@ -484,13 +445,7 @@ def test_a_delete_the_registry_reports_done_no_longer_holds_back_an_immutable_pu
     from repositories import policies
     from repositories.registry import get_issuer
 
-    p = oci.Pusher.login(
-        portal_url=live_server.url,
-        registry_url=registry.url,
-        repository="alice/again",
-        username="alice",
-        password=PASSWORD,
-    )
+    p = _direct(live_server, registry, "alice/again")
     image = oci.image(p, layers=(b"again",), tag="m1")
     body = json.loads(p.pull(image["digest"]))
     policies.immutable_rule_create(namespace=alice.namespace, tag_pattern="v*", actor=alice)
@@ -518,19 +473,8 @@ def test_one_applied_retention_run_of_a_namespace_at_a_time(registry, live_serve
     settings page says so), and previews still answer."""
     from django.core.cache import cache
 
-    p = oci.Pusher.login(
-        portal_url=live_server.url,
-        registry_url=registry.url,
-        repository="alice/once",
-        username="alice",
-        password=PASSWORD,
-    )
-    oci.image(p, layers=(b"once one",), tag="t1")
-    process_events(registry)
-    oci.image(p, layers=(b"once two",), tag="t2")
-    process_events(registry)
-    client = _owner(alice)
-    _rule(client, tag_pattern="*", keep_most_recent=1)
+    p = _direct(live_server, registry, "alice/once")
+    client = _older_and_newer(p, registry, alice)
     key = f"retention-run:{alice.namespace.pk}"
     assert cache.add(key, 1, timeout=60)  # a run is under way (another process)
     busy = client.post("/api/v1/namespaces/alice/retention-runs/", {"dry_run": False}, format="json")
@@ -545,19 +489,8 @@ def test_one_applied_retention_run_of_a_namespace_at_a_time(registry, live_serve
 
 
 def test_an_applied_run_can_go_on_in_the_background(registry, live_server, alice, celery_worker):
-    p = oci.Pusher.login(
-        portal_url=live_server.url,
-        registry_url=registry.url,
-        repository="alice/later",
-        username="alice",
-        password=PASSWORD,
-    )
-    oci.image(p, layers=(b"later one",), tag="t1")
-    process_events(registry)
-    oci.image(p, layers=(b"later two",), tag="t2")
-    process_events(registry)
-    client = _owner(alice)
-    _rule(client, tag_pattern="*", keep_most_recent=1)
+    p = _direct(live_server, registry, "alice/later")
+    client = _older_and_newer(p, registry, alice)
     started = client.post("/api/v1/namespaces/alice/retention-runs/", {"dry_run": False, "wait": False}, format="json")
     assert started.status_code == 202 and started.json()["status"] == "started", started.content
     from tests.services import wait_until
