@@ -354,7 +354,27 @@ class RunUnderWay(Exception):
         super().__init__(f"a retention run of {namespace_name} is under way; its result is listed when it finishes")
 
 
-RUN_LOCK_SECONDS = 6 * 3600  # an applied run's hold on its namespace, should its process die
+# An applied run's hold on its namespace lasts this long past the run's last sign of life (it
+# renews it as it goes), so a run whose process died holds nothing for long.
+RUN_LOCK_SECONDS = 120
+
+
+class _Hold:
+    """The namespace's run hold, renewed (at most every few seconds) while the run deletes."""
+
+    def __init__(self, key: str) -> None:
+        self.key, self.renewed = key, time.monotonic()
+
+    def renew(self) -> None:
+        from django.core.cache import cache
+
+        if time.monotonic() - self.renewed < 10:
+            return
+        self.renewed = time.monotonic()
+        try:
+            cache.touch(self.key, RUN_LOCK_SECONDS)
+        except Exception:
+            log.warning("the retention run's hold on %s was not renewed", self.key)
 
 
 def run(*, namespace: Namespace, dry_run: bool, actor=None, actor_name: str = "") -> RetentionRun:
@@ -373,7 +393,7 @@ def run(*, namespace: Namespace, dry_run: bool, actor=None, actor_name: str = ""
     if held is False:
         raise RunUnderWay(namespace.name)
     try:
-        return _run(namespace=namespace, dry_run=False, actor=actor, actor_name=actor_name)
+        return _run(namespace=namespace, dry_run=False, actor=actor, actor_name=actor_name, hold=_Hold(key))
     finally:
         if held:
             try:
@@ -382,7 +402,9 @@ def run(*, namespace: Namespace, dry_run: bool, actor=None, actor_name: str = ""
                 log.warning("the retention run's hold on %s is left to expire", namespace.name)
 
 
-def _run(*, namespace: Namespace, dry_run: bool, actor=None, actor_name: str = "") -> RetentionRun:
+def _run(
+    *, namespace: Namespace, dry_run: bool, actor=None, actor_name: str = "", hold: _Hold | None = None
+) -> RetentionRun:
 
     who = actor_name or getattr(actor, "username", "") or "retention"
     if not dry_run:
@@ -398,7 +420,7 @@ def _run(*, namespace: Namespace, dry_run: bool, actor=None, actor_name: str = "
         }
         tags, digests = _as_lists(found)
     else:
-        removed, tags, skipped = _apply(namespace, found, actor, skipped)
+        removed, tags, skipped = _apply(namespace, found, actor, skipped, hold or _Hold(""))
         digests = sorted(f"{repo}@{d}" for repo, values in removed.items() for d in values)
     size = freed_bytes(before, removed)
     with transaction.atomic():
@@ -427,7 +449,7 @@ def _run(*, namespace: Namespace, dry_run: bool, actor=None, actor_name: str = "
     return record
 
 
-def _apply(namespace: Namespace, found: Plan, actor, skipped: list[str]):
+def _apply(namespace: Namespace, found: Plan, actor, skipped: list[str], hold: _Hold):
     """Delete what the plan says, digest by digest, each checked with the registry first."""
     from repositories import services
     from repositories.registry import get_client
@@ -444,6 +466,7 @@ def _apply(namespace: Namespace, found: Plan, actor, skipped: list[str]):
         ancestors = index_ancestors(repository)
         graph, read_at, max_age = None, 0.0, GRAPH_MAX_AGE
         for digest in sorted(digests, key=lambda d: (len(ancestors.get(d, ())), d)):
+            hold.renew()
             try:
                 # The registry's tags, read again when the last reading is older than
                 # GRAPH_MAX_AGE, or four times what reading them took (once per digest made a
@@ -494,6 +517,7 @@ def _apply(namespace: Namespace, found: Plan, actor, skipped: list[str]):
             continue
         ancestors = index_ancestors(repository)
         for digest in sorted(digests, key=lambda d: (len(ancestors.get(d, ())), d)):  # an index first
+            hold.renew()
             if digest in referenced:
                 tags = ", ".join(sorted(referenced[digest]))
                 skipped.append(f"{repo_name}@{digest}: kept, tagged in the registry now ({tags})")
