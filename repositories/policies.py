@@ -380,7 +380,7 @@ def guard_delete(client, full_name: str, digests: list[str], *, rules=None) -> N
         for tag in sorted(pushes):
             if graph is None or tag not in graph.tags:
                 raise TagImmutable(
-                    f"tag {tag} is being pushed to {full_name} (immutable); try the delete again in a moment"
+                    f"tag {tag} is being pushed to {full_name} (immutable), try the delete again in a moment"
                 )
             rule = immutable_rule(rules, tag)
             if any(tag in graph.reach.get(digest, ()) for digest in digests) and rule is not None:
@@ -406,7 +406,7 @@ def _guard_push(full_name: str, tag: str, client_factory) -> str | None:
         return None
     _in_flight("push", full_name, [tag], remove=True)
     _release_first_push(full_name, tag)
-    return f"a delete in {full_name} is under way; push tag {tag} again in a moment"
+    return f"a delete in {full_name} is under way, push tag {tag} again in a moment"
 
 
 def _release_first_push(full_name: str, tag: str) -> None:

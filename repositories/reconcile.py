@@ -304,7 +304,7 @@ def _apply_removals(plan: Plan, *, started_at: dt.datetime) -> None:
                 continue
             doomed.delete()
             tag_tombstones_write(repository_name=repository.full_name, tags=gone, deleted_at=started_at)
-            remove_unreferenced_manifests(repository)
+            remove_unreferenced_manifests(repository, maybe_gone=set(gone.values()), client=get_client())
             refresh_artifact_flags(repository)
             audit_record(
                 action="tag.delete",

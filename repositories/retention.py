@@ -189,7 +189,7 @@ def plan(namespace: Namespace, *, now: dt.datetime | None = None) -> Plan:
                 else:
                     kept = ", ".join(sorted(names - going))
                     result.skipped.append(f"{repository.name}: {staying} stay: the same image as kept {kept}")
-        _with_accessories(result, repository, namespace_name=namespace.name)
+        _with_accessories(result, repository, namespace_name=namespace.name, ancestors=ancestors)
         if any(rule.untagged for rule in covering):
             linked = set(ArtifactLink.objects.filter(repository=repository).values_list("artifact_id", flat=True))
             for pk, digest, content in Manifest.objects.filter(
@@ -232,7 +232,9 @@ def _with_platforms(result: Plan, repository: Repository) -> None:
         result.untagged[repository.name] |= added
 
 
-def _with_accessories(result: Plan, repository: Repository, *, namespace_name: str) -> None:
+def _with_accessories(
+    result: Plan, repository: Repository, *, namespace_name: str, ancestors: dict[str, set[str]]
+) -> None:
     """A removed image's signatures, attestations and SBOMs go with it: cosign's
     sha256-<hex>.sig/.att/.sbom tags (each digest only when all of its tags are such tags of
     removed images, none immutable) and OCI 1.1 referrers (untagged manifests whose subject it
@@ -254,14 +256,23 @@ def _with_accessories(result: Plan, repository: Repository, *, namespace_name: s
         policies.immutable_tags(namespace_name=namespace_name, repository_name=repository.name, tag_names=sorted(names))
     )
     for digest, tags in sorted(by_digest.items()):
-        if tags & names and tags <= names and not (tags & immutable) and digest not in removed:
+        if not tags & names or not tags <= names or digest in removed:
+            continue  # not only an accessory of removed images (another tag keeps it)
+        if tags & immutable:
+            kept = ", ".join(sorted(tags & immutable))
+            result.skipped.append(f"{repository.name}: {kept} stays: immutable, though its image goes")
+        elif not ancestors.get(digest, set()) <= removed:
+            result.skipped.append(f"{repository.name}: {', '.join(sorted(tags))} stays: an index that stays lists it")
+        else:
             result.remove_digests[repository.name].add(digest)
             result.remove_tags[repository.name] |= tags
     referrers = ArtifactLink.objects.filter(
         repository=repository, via=ArtifactLink.Via.SUBJECT, artifact__tags__isnull=True
     ).values_list("subject_digest", "artifact__digest")
     result.untagged[repository.name] |= {
-        artifact for subject, artifact in referrers if subject in removed and artifact not in removed
+        artifact
+        for subject, artifact in referrers
+        if subject in removed and artifact not in removed and ancestors.get(artifact, set()) <= removed
     }
 
 
@@ -377,6 +388,24 @@ class _Hold:
             log.warning("the retention run's hold on %s was not renewed", self.key)
 
 
+def _run_key(namespace: Namespace) -> str:
+    return f"retention-run:{namespace.pk}"
+
+
+def check_can_start(namespace: Namespace) -> None:
+    """What an applied run would refuse at once (for a caller that will not wait for it):
+    raises gc.WritesHeld or RunUnderWay."""
+    from django.core.cache import cache
+
+    gc.refuse_during_hold()
+    try:
+        under_way = cache.get(_run_key(namespace)) is not None
+    except Exception:
+        under_way = False
+    if under_way:
+        raise RunUnderWay(namespace.name)
+
+
 def run(*, namespace: Namespace, dry_run: bool, actor=None, actor_name: str = "") -> RetentionRun:
     """Preview (dry_run) or apply the namespace's rules; recorded either way. An applied run
     raises gc.WritesHeld during a garbage collection, RunUnderWay while another one of the
@@ -385,7 +414,7 @@ def run(*, namespace: Namespace, dry_run: bool, actor=None, actor_name: str = ""
         return _run(namespace=namespace, dry_run=True, actor=actor, actor_name=actor_name)
     from django.core.cache import cache
 
-    key = f"retention-run:{namespace.pk}"
+    key = _run_key(namespace)
     try:
         held = bool(cache.add(key, 1, timeout=RUN_LOCK_SECONDS))
     except Exception:

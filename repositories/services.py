@@ -319,14 +319,18 @@ def tag_delete(
 
 def _forget_tags(*, repository: Repository, names: list[str], actor, reason: str) -> None:
     from repositories.models import Tag
+    from repositories.registry import get_client
     from repositories.sync import refresh_artifact_flags, remove_unreferenced_manifests
 
     with transaction.atomic():
         gone = sorted(Tag.objects.filter(repository=repository, name__in=names).values_list("name", flat=True))
         if not gone:
             return
+        digests = set(
+            Tag.objects.filter(repository=repository, name__in=gone).values_list("manifest__digest", flat=True)
+        )
         Tag.objects.filter(repository=repository, name__in=gone).delete()
-        remove_unreferenced_manifests(repository)
+        remove_unreferenced_manifests(repository, maybe_gone=digests, client=get_client())
         refresh_artifact_flags(repository)
         audit_record(
             action="tag.delete",

@@ -982,7 +982,10 @@ def _apply_delete(event: RegistryEvent) -> None:
             data={"tags": names, "source": "registry event"},
         )
         announce_tag_delete(repository=repository, digest=digest, tags=names, actor_name=event.actor)
-    remove_unreferenced_manifests(repository, deleted_digests={event.digest} if event.digest else set())
+    if event.digest:
+        remove_unreferenced_manifests(repository, deleted_digests={event.digest})
+    else:  # a tag went, not its manifest (which may have other tags, or none and stay)
+        remove_unreferenced_manifests(repository, maybe_gone=set(gone.values()), client=get_client())
     refresh_artifact_flags(repository)
 
 
@@ -997,30 +1000,35 @@ def announce_tag_delete(*, repository: Repository, digest: str, tags: list[str],
     dispatch(event="tag_delete", repository=repository, payload=payload, tags=tags)
 
 
-def remove_unreferenced_manifests(repository: Repository, *, deleted_digests: set[str] = frozenset()) -> int:
-    """Drop manifests no tag and no index of this repository refers to any more (an index's
-    platform manifests become unreferenced when the index goes, hence the loop). Signatures,
-    attestations and SBOMs attached by `subject` (OCI 1.1 referrers, pushed by digest) have no
-    tag by nature: they stay while the registry has them, and go when their own digest is
-    deleted (`deleted_digests`)."""
-    removed = 0
-    judged_again: set[str] = set()
-    referrers = ArtifactLink.objects.filter(repository=repository, via=ArtifactLink.Via.SUBJECT).exclude(
-        artifact__digest__in=deleted_digests
-    )
-    for _ in range(3):  # manifest -> index -> platform manifests: three levels at most
-        batch = list(
-            Manifest.objects.filter(repository=repository, tags__isnull=True, index_entries__isnull=True).exclude(
-                pk__in=referrers.values("artifact_id")
-            )
-        )
-        if not batch:
-            break
-        judged_again |= trust.subjects_of(batch)  # signatures and attachments going with them
-        Manifest.objects.filter(pk__in=[m.pk for m in batch]).delete()
-        removed += len(batch)
-    if removed:
-        selectors.forget_platforms(repository.pk)
-        storage.refresh_soon(repository.namespace_id)
+def remove_unreferenced_manifests(
+    repository: Repository, *, deleted_digests: set[str] = frozenset(), maybe_gone=frozenset(), client=None
+) -> int:
+    """Forget the manifests the registry no longer has: `deleted_digests` (deleted by digest),
+    and of `maybe_gone` (the digests of tags that went some other way: untagged, or found gone by
+    a crawl) those no tag points at any more that the registry answers 404 for (asked with
+    `client`). A manifest no tag points at that the registry still has stays, whatever took its
+    last tag: an index's platform manifests when the index goes, an image pushed by digest, the
+    image a tag moved away from. It is the registry's content, counted in storage and quota, and
+    an `untagged` retention rule finds it (forgotten, nothing would ever list it again: found by a
+    README-only attack, helper-14, as storage leaking and a way round the quota)."""
+    from repositories.registry.client import RegistryError, RegistryNotFound
+
+    gone = set(deleted_digests)
+    untagged = Manifest.objects.filter(repository=repository, tags__isnull=True)
+    if maybe_gone and client is not None:
+        for digest in untagged.filter(digest__in=list(maybe_gone)[:1000]).values_list("digest", flat=True):
+            try:
+                client.head_manifest(repository.full_name, digest)
+            except RegistryNotFound:
+                gone.add(digest)
+            except RegistryError:
+                continue  # kept: the next crawl asks again
+    batch = list(untagged.filter(digest__in=gone)) if gone else []
+    if not batch:
+        return 0
+    judged_again = trust.subjects_of(batch)  # signatures and attachments going with them
+    Manifest.objects.filter(pk__in=[m.pk for m in batch]).delete()
+    selectors.forget_platforms(repository.pk)
+    storage.refresh_soon(repository.namespace_id)
     trust.refresh(repository=repository, digests=judged_again)
-    return removed
+    return len(batch)

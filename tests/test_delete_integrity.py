@@ -144,12 +144,12 @@ def test_each_side_of_the_race_sees_the_other_at_the_decision(registry, live_ser
     # A delete checked (its digest still in the registry): a push of a new immutable tag waits.
     assert decide("DELETE", first["digest"]) is None
     refused = decide("PUT", "v1")
-    assert refused is not None and "a delete in alice/sides is under way" in refused
+    assert refused is not None and "a delete in alice/sides is under way, push tag v1 again" in refused
     get_client().delete_manifest("alice/sides", first["digest"])  # the delete happens
     assert decide("PUT", "v1") is None  # its digest is gone: the push goes (and is marked)
     # The push of v1 is on its way (not in the registry yet): a delete by digest waits.
     refused = decide("DELETE", second["digest"])
-    assert refused is not None and "tag v1 is being pushed" in refused
+    assert refused is not None and "tag v1 is being pushed to alice/sides (immutable), try the delete" in refused
     p.manifest(json.loads(p.pull(second["digest"])), "v1")  # the push lands, on m2's digest
     refused = decide("DELETE", second["digest"])
     assert refused is not None and "tag v1 is immutable (rule v*)" in refused
@@ -522,3 +522,102 @@ def test_the_front_gives_retention_runs_a_long_timeout_on_every_path_that_starts
     ]
     assert all(re.match(pattern.group(1), path) for path in paths), paths
     assert not re.match(pattern.group(1), reverse("api-retention-rules", kwargs={"namespace": "acme"}))
+
+
+# --- the portal does not forget what the registry still holds ----------------------------------
+
+
+def test_a_tag_delete_does_not_make_the_portal_forget_untagged_manifests(registry, live_server, alice):
+    """helper-14: after any tag delete in a repository the portal dropped every manifest no tag
+    pointed at, though the registry kept them: an `untagged` rule never found them again, and
+    they left the storage count (a repository admin over the quota deleted a tag, came back
+    under it, and pushed again)."""
+    from repositories import storage
+
+    p = _direct(live_server, registry, "alice/keeps-untagged")
+    for name in ("a", "b"):
+        oci.image(p, layers=(f"tagged {name}".encode(),), tag=name)
+    loose = oci.image(p, layers=(b"untagged and large" * 2000,))
+    platform = oci.image(p, layers=(b"a platform",))
+    oci.index(p, [(platform, AMD)], "idx")
+    process_events(registry)
+    client = _owner(alice)
+    _rule(client, untagged=True)
+    storage.refresh(alice.namespace)
+    used = client.get("/api/v1/namespaces/alice/storage/").json()["used_bytes"]
+    assert _run(client, dry_run=True)["digests"] == [f"keeps-untagged@{loose['digest']}"]
+    assert client.delete("/api/v1/repositories/alice/keeps-untagged/tags/b/").status_code == 200
+    assert _run(client, dry_run=True)["digests"] == [f"keeps-untagged@{loose['digest']}"]
+    storage.refresh(alice.namespace)
+    after = client.get("/api/v1/namespaces/alice/storage/").json()["used_bytes"]
+    assert used - after < len(b"untagged and large" * 2000), (used, after)  # only b's own blobs went
+    # The index goes; its platform manifest stays in the registry, untagged: the rule finds it.
+    assert client.delete("/api/v1/repositories/alice/keeps-untagged/tags/idx/").status_code == 200
+    process_events(registry)
+    expected = sorted(f"keeps-untagged@{d}" for d in (loose["digest"], platform["digest"]))
+    assert _run(client, dry_run=True)["digests"] == expected
+    assert _run(client, dry_run=False)["digests"] == expected
+    assert not _exists("alice/keeps-untagged", loose["digest"]) and not _exists(
+        "alice/keeps-untagged", platform["digest"]
+    )
+    assert _exists("alice/keeps-untagged", "a")
+
+
+def test_an_accessory_that_is_immutable_or_listed_by_a_kept_index_stays_and_the_preview_says_so(
+    registry, live_server, alice
+):
+    """helper-14: a removed image's attestation that a kept index lists was in the preview and
+    then kept by the run (UsedByIndex); an immutable signature tag stayed without a word."""
+    p = _direct(live_server, registry, "alice/app")
+    key = oci.new_key("ecdsa")
+    attested = oci.image(p, layers=(b"attested",), tag="pr-1")
+    signed = oci.image(p, layers=(b"signed",), tag="pr-2")
+    process_events(registry)
+    signature = oci.signature_manifest(p, [oci.cosign_signature(key, f"{registry.host}/alice/app", attested["digest"])])
+    listed = p.manifest(signature, oci.cosign_tag(attested["digest"], "att"))
+    oci.index(p, [(listed, AMD)], "bundle")
+    other = oci.signature_manifest(p, [oci.cosign_signature(key, f"{registry.host}/alice/app", signed["digest"])])
+    immutable_sig = oci.cosign_tag(signed["digest"], "sig")
+    p.manifest(other, immutable_sig)
+    process_events(registry)
+    client = _owner(alice)
+    _immutable(client, "sha256-*.sig")
+    _rule(client, tag_pattern="pr-*", keep_most_recent=0)
+    preview = _run(client, dry_run=True)
+    assert preview["tags"] == ["app:pr-1", "app:pr-2"], preview
+    assert any(
+        f"{oci.cosign_tag(attested['digest'], 'att')} stays: an index that stays lists it" in line
+        for line in preview["skipped"]
+    )
+    assert any(f"{immutable_sig} stays: immutable" in line for line in preview["skipped"]), preview
+    done = _run(client, dry_run=False)
+    assert (done["tags"], done["digests"], done["bytes"], done["skipped"]) == (
+        preview["tags"],
+        preview["digests"],
+        preview["bytes"],
+        preview["skipped"],
+    )
+    assert _pull_all(p, "bundle") == [] and _exists("alice/app", immutable_sig)
+
+
+def test_a_background_run_is_refused_as_a_waiting_one_is(registry, live_server, alice):
+    """helper-14: {"wait": false} answered 202 while a run was under way and during a GC hold;
+    the worker then dropped it without a word. Now the same 409 and 503 as a waiting run."""
+    from django.core.cache import cache
+
+    from repositories import gc
+    from repositories.models import GcRun
+
+    client = _older_and_newer(_direct(live_server, registry, "alice/refused"), registry, alice)
+    body = {"dry_run": False, "wait": False}
+    key = f"retention-run:{alice.namespace.pk}"
+    assert cache.add(key, 1, timeout=60)
+    busy = client.post("/api/v1/namespaces/alice/retention-runs/", body, format="json")
+    assert busy.status_code == 409 and "under way" in busy.json()["detail"]
+    cache.delete(key)
+    run = gc.start(actor_name="test")
+    try:
+        held = client.post("/api/v1/namespaces/alice/retention-runs/", body, format="json")
+        assert held.status_code == 503 and "registry maintenance" in held.json()["detail"]
+    finally:
+        GcRun.objects.filter(pk=run.pk).update(status=GcRun.Status.OK)

@@ -846,6 +846,10 @@ class RetentionRunView(APIView):
         if not dry_run and not wait:
             from repositories.tasks import retention_run
 
+            try:
+                retention.check_can_start(found)  # gc.WritesHeld: 503, as a run that waits
+            except retention.RunUnderWay as exc:
+                return Response({"detail": f"Nothing was started: {exc}."}, status=status.HTTP_409_CONFLICT)
             retention_run.delay(found.pk, request.user.pk)
             return Response(
                 {"status": "started", "detail": "The run goes on in the background; GET retention-runs/ lists it."},
