@@ -233,7 +233,7 @@ def _crawl(run: SyncRun, client: RegistryClient, *, repository: str, dry_run: bo
         if plan.held_reason and not allow_removals:
             plan.held_removals, plan.remove_tags = plan.remove_tags, []
         elif not dry_run:
-            _apply_removals(plan, started_at=run.started_at)
+            _apply_removals(plan, started_at=run.started_at, client=client)
 
         run.repositories, run.tags, run.manifests_fetched = len(names), tags_seen, manifests_fetched
         status = SyncRun.Status.PARTIAL if plan.errors else SyncRun.Status.OK
@@ -290,7 +290,7 @@ def _hold_reason(plan: Plan, *, catalog_empty: bool, repository: str) -> str:
     return ""
 
 
-def _apply_removals(plan: Plan, *, started_at: dt.datetime) -> None:
+def _apply_removals(plan: Plan, *, started_at: dt.datetime, client: RegistryClient) -> None:
     """Remove the tags the registry no longer has, one repository per transaction, and only
     those still older than the crawl (a push since then wins)."""
     for repository_id, names in plan.removals.items():
@@ -304,7 +304,7 @@ def _apply_removals(plan: Plan, *, started_at: dt.datetime) -> None:
                 continue
             doomed.delete()
             tag_tombstones_write(repository_name=repository.full_name, tags=gone, deleted_at=started_at)
-            remove_unreferenced_manifests(repository, maybe_gone=set(gone.values()), client=get_client())
+            remove_unreferenced_manifests(repository, maybe_gone=set(gone.values()), client=client)
             refresh_artifact_flags(repository)
             audit_record(
                 action="tag.delete",

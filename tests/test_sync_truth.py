@@ -220,6 +220,11 @@ def test_removals_above_the_threshold_are_held(quiet, crawler, alice, tmp_path, 
     settings.SYNC_REMOVAL_THRESHOLD_MIN = 2
     assert reconcile(client=crawler).status == SyncRun.Status.OK
     assert set(tags_of("many")) == {"2"}
+    # The manifests the registry deleted are forgotten (asked of the crawl's registry); the rest stay.
+    from repositories.models import Manifest
+
+    kept = set(Manifest.objects.filter(repository__name="many").values_list("digest", flat=True))
+    assert kept == {digests[2]}, kept
 
 
 # --- 4. a crawl racing pushes -----------------------------------------------------------------------
