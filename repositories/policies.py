@@ -230,50 +230,47 @@ def _reach(client, full_name: str, refs: dict) -> dict[str, set[str]]:
             listed[digest] = found
         return listed[digest]
 
+    def inner_indexes(level: set[str]) -> set[str]:
+        # What an entry says it is, unless it says an image: an index that names another index
+        # with some other type (or none) is still followed.
+        return {
+            digest for index in level for digest, media_type in entries(index) if media_type not in IMAGE_MANIFEST_TYPES
+        }
+
     reach: dict[str, set[str]] = {}
     for tag, ref in refs.items():
         reach.setdefault(ref.digest, set()).add(tag)
         if ref.media_type not in INDEX_TYPES:
             continue
-        level, seen = [ref.digest], {ref.digest}
-        for _depth in range(MAX_INDEX_DEPTH):
-            below = []
-            for index_digest in level:
-                for digest, media_type in entries(index_digest):
-                    reach.setdefault(digest, set()).add(tag)
-                    # What an entry says it is, unless it says an image: an index that names
-                    # another index with some other type (or none) is still followed.
-                    if media_type not in IMAGE_MANIFEST_TYPES and digest not in seen:
-                        seen.add(digest)
-                        below.append(digest)
-            if not below:
-                break
-            level = below
+        for index in {ref.digest} | index_closure({ref.digest}, inner_indexes):
+            for digest, _media_type in entries(index):
+                reach.setdefault(digest, set()).add(tag)
     return reach
+
+
+def index_closure(start: set[str], step) -> set[str]:
+    """Every digest reached from `start` by `step` (a level of digests -> the next level: the
+    indexes above them, or the indexes inside them), at most MAX_INDEX_DEPTH levels."""
+    found: set[str] = set()
+    level = set(start)
+    for _depth in range(MAX_INDEX_DEPTH):
+        level = set(step(level)) - found
+        if not level:
+            break
+        found |= level
+    return found
 
 
 def manifest_ancestors(*, namespace_name: str, repository_name: str, digest: str) -> set[str]:
     """The indexes that list `digest`, at any depth, as the portal has them (one query a level)."""
     from repositories.models import IndexEntry
 
-    found: set[str] = set()
-    level = {digest}
-    for _depth in range(MAX_INDEX_DEPTH):
-        above = (
-            set(
-                IndexEntry.objects.filter(
-                    index__repository__namespace__name=namespace_name,
-                    index__repository__name=repository_name,
-                    child__digest__in=level,
-                ).values_list("index__digest", flat=True)
-            )
-            - found
-        )
-        if not above:
-            break
-        found |= above
-        level = above
-    return found
+    in_repository = IndexEntry.objects.filter(
+        index__repository__namespace__name=namespace_name, index__repository__name=repository_name
+    )
+    return index_closure(
+        {digest}, lambda level: in_repository.filter(child__digest__in=level).values_list("index__digest", flat=True)
+    )
 
 
 def check_delete_digest(*, namespace_name: str, repository_name: str, digest: str, client) -> None:

@@ -117,6 +117,8 @@ class Plan:
     remove_digests: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # repository -> digests
     untagged: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     skipped: list[str] = field(default_factory=list)
+    # repository -> {digest: every index that lists it}: the run deletes an index first
+    ancestors: dict[str, dict[str, set[str]]] = field(default_factory=dict)
 
 
 def _keeps(rule: RetentionRule, tag: Tag, rank: int, now: dt.datetime, immutable: bool) -> bool:
@@ -173,7 +175,8 @@ def plan(namespace: Namespace, *, now: dt.datetime | None = None) -> Plan:
         by_digest: dict[str, set[str]] = defaultdict(set)
         for tag in tags:
             by_digest[tag.manifest.digest].add(tag.name)
-        ancestors = index_ancestors(repository)
+        parents, children = index_links(repository)
+        ancestors = result.ancestors[repository.name] = ancestors_of(parents)
         for digest, names in sorted(by_digest.items()):
             # An image goes only when every tag that reaches it goes: its own, and those of the
             # indexes that list it (deleting a platform manifest breaks the index).
@@ -198,20 +201,19 @@ def plan(namespace: Namespace, *, now: dt.datetime | None = None) -> Plan:
                 holds = isinstance(content, dict) and (content.get("signatures") or content.get("attached"))
                 if pk not in linked and not holds:  # signatures and SBOMs go with their image
                     result.untagged[repository.name].add(digest)
-        _with_platforms(result, repository)
+        _with_platforms(result, repository, parents, children)
     return result
 
 
-def _with_platforms(result: Plan, repository: Repository) -> None:
+def _with_platforms(
+    result: Plan, repository: Repository, parents: dict[str, set[str]], children: dict[str, set[str]]
+) -> None:
     """A removed index's platform manifests go with it (and theirs, for an index inside it),
     when no tag points at one and every index that lists it goes too: left in the registry,
     nothing would ever list them again (the portal forgets what no tag or index refers to, and
     the registry cannot list untagged manifests), and garbage collection keeps their layers."""
     going = result.remove_digests.get(repository.name, set()) | result.untagged.get(repository.name, set())
-    if not going:
-        return
-    parents, children = index_links(repository)
-    if not children:
+    if not going or not children:
         return
     tagged = set(Manifest.objects.filter(repository=repository, tags__isnull=False).values_list("digest", flat=True))
     added: set[str] = set()
@@ -289,21 +291,13 @@ def index_links(repository: Repository) -> tuple[dict[str, set[str]], dict[str, 
     return parents, children
 
 
-def index_ancestors(repository: Repository) -> dict[str, set[str]]:
-    """{digest: every index of the repository that lists it, at any depth}, from the portal's
-    picture (one query)."""
-    parents, _ = index_links(repository)
-    found: dict[str, set[str]] = {}
-    for digest in parents:
-        seen, level = set(), set(parents[digest])
-        for _depth in range(policies.MAX_INDEX_DEPTH):
-            level -= seen
-            if not level:
-                break
-            seen |= level
-            level = set().union(*(parents.get(index, set()) for index in level))
-        found[digest] = seen
-    return found
+def ancestors_of(parents: dict[str, set[str]]) -> dict[str, set[str]]:
+    """{digest: every index that lists it, at any depth}, from index_links' parents."""
+
+    def above(level: set[str]) -> set[str]:
+        return set().union(*(parents.get(index, set()) for index in level))
+
+    return {digest: policies.index_closure({digest}, above) for digest in parents}
 
 
 @dataclass
@@ -434,6 +428,7 @@ def run(*, namespace: Namespace, dry_run: bool, actor=None, actor_name: str = ""
 def _run(
     *, namespace: Namespace, dry_run: bool, actor=None, actor_name: str = "", hold: _Hold | None = None
 ) -> RetentionRun:
+    """run() itself; `hold` is the applied run's hold on its namespace (None for a preview)."""
 
     who = actor_name or getattr(actor, "username", "") or "retention"
     if not dry_run:
@@ -449,7 +444,7 @@ def _run(
         }
         tags, digests = _as_lists(found)
     else:
-        removed, tags, skipped = _apply(namespace, found, actor, skipped, hold or _Hold(""))
+        removed, tags, skipped = _apply(namespace, found, actor, skipped, hold)
         digests = sorted(f"{repo}@{d}" for repo, values in removed.items() for d in values)
     size = freed_bytes(before, removed)
     with transaction.atomic():
@@ -492,7 +487,7 @@ def _apply(namespace: Namespace, found: Plan, actor, skipped: list[str], hold: _
             continue
         planned_tags = found.remove_tags[repo_name]
         # An index before the images it lists: while it is in the registry they are in use.
-        ancestors = index_ancestors(repository)
+        ancestors = found.ancestors.get(repo_name, {})
         graph, read_at, max_age = None, 0.0, GRAPH_MAX_AGE
         for digest in sorted(digests, key=lambda d: (len(ancestors.get(d, ())), d)):
             hold.renew()
@@ -544,7 +539,7 @@ def _apply(namespace: Namespace, found: Plan, actor, skipped: list[str], hold: _
         except (RegistryError, policies.TagImmutable) as exc:
             skipped.append(f"{repo_name}: untagged manifests kept, the registry could not be listed: {exc}")
             continue
-        ancestors = index_ancestors(repository)
+        ancestors = found.ancestors.get(repo_name, {})
         for digest in sorted(digests, key=lambda d: (len(ancestors.get(d, ())), d)):  # an index first
             hold.renew()
             if digest in referenced:

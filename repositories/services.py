@@ -224,8 +224,21 @@ def tag_delete_preview(*, repository: Repository, tag_name: str) -> DeletePrevie
     except RegistryNotFound:
         raise TagNotInRegistry(tag_name) from None
     graph = policies.registry_graph(client, repository.full_name, bounded=False)
-    siblings = sorted({tag_name, *(name for name, d in graph.tags.items() if d == digest)})
+    siblings = sorted({tag_name, *graph.on(digest)})
     return DeletePreview(digest, siblings, [tag for tag in graph.used_by(digest) if tag not in siblings])
+
+
+def tag_delete_check(*, repository: Repository, preview: DeletePreview) -> None:
+    """What no confirmation can allow: an immutable tag is never deleted, nor a digest that
+    carries one, nor a platform manifest of an immutable index (policies.TagImmutable names the
+    rule); nor one of any other index, whose image would break (UsedByIndex)."""
+    from repositories import policies
+
+    policies.check_delete(
+        namespace_name=repository.namespace.name, repository_name=repository.name, tags=preview.tags + preview.used_by
+    )
+    if preview.used_by:
+        raise UsedByIndex(preview.digest, preview.used_by)
 
 
 def tag_delete(
@@ -270,19 +283,12 @@ def tag_delete(
         _forget_tags(repository=repository, names=[tag_name], actor=actor, reason="gone from the registry")
         raise
     digest, siblings = preview.digest, preview.tags
-    # An immutable tag is never deleted, nor is a digest that carries one, nor a platform
-    # manifest of an immutable index (TagImmutable names the rule) …
-    policies.check_delete(
-        namespace_name=repository.namespace.name, repository_name=repository.name, tags=siblings + preview.used_by
-    )
-    # … nor one of any other index: that image would break.
-    if preview.used_by:
-        raise UsedByIndex(digest, preview.used_by)
+    tag_delete_check(repository=repository, preview=preview)
     others = [name for name in siblings if name != tag_name]
     if (others and not confirm) or (expected_digest and expected_digest != digest):
         raise ConfirmationRequired(digest, siblings)
     client = get_client()
-    # … nor a digest an immutable tag may be being pushed onto right now.
+    # Nor a digest an immutable tag may be being pushed onto right now.
     policies.guard_delete(client, repository.full_name, [digest])
     deleted_at = timezone.now()
     with transaction.atomic():

@@ -33,7 +33,7 @@ from repositories.forms import (
 from repositories.gc import WritesHeld
 from repositories.markdown import render_markdown
 from repositories.models import DailyPulls, ImmutableTagRule, Repository, RepositoryGrant, RetentionRule
-from repositories.policies import TagImmutable, check_delete, covering, immutable_tags
+from repositories.policies import TagImmutable, covering, immutable_tags
 from repositories.registry.client import RegistryError
 from webhooks import services as webhook_services
 from webhooks.models import Webhook
@@ -267,9 +267,7 @@ def tag_delete(request: HttpRequest, namespace: str, name: str, tag: str) -> Htt
             return back
         preview = services.tag_delete_preview(repository=repository, tag_name=tag)
         digest, siblings = preview.digest, preview.tags
-        check_delete(namespace_name=namespace, repository_name=repository.name, tags=siblings + preview.used_by)
-        if preview.used_by:
-            raise services.UsedByIndex(digest, preview.used_by)
+        services.tag_delete_check(repository=repository, preview=preview)
     except services.TagNotInRegistry:
         messages.info(request, f"The registry has no tag {tag} (any more).")
         return back

@@ -843,19 +843,16 @@ class RetentionRunView(APIView):
         data = RetentionRunRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         dry_run, wait = data.validated_data["dry_run"], data.validated_data["wait"]
-        if not dry_run and not wait:
-            from repositories.tasks import retention_run
+        try:  # gc.WritesHeld answers 503 (portal/pagination.py), waiting or not
+            if not dry_run and not wait:
+                from repositories.tasks import retention_run
 
-            try:
-                retention.check_can_start(found)  # gc.WritesHeld: 503, as a run that waits
-            except retention.RunUnderWay as exc:
-                return Response({"detail": f"Nothing was started: {exc}."}, status=status.HTTP_409_CONFLICT)
-            retention_run.delay(found.pk, request.user.pk)
-            return Response(
-                {"status": "started", "detail": "The run goes on in the background; GET retention-runs/ lists it."},
-                status=status.HTTP_202_ACCEPTED,
-            )
-        try:
+                retention.check_can_start(found)
+                retention_run.delay(found.pk, request.user.pk)
+                return Response(
+                    {"status": "started", "detail": "The run goes on in the background; GET retention-runs/ lists it."},
+                    status=status.HTTP_202_ACCEPTED,
+                )
             run = retention.run(namespace=found, dry_run=dry_run, actor=request.user)
         except retention.RunUnderWay as exc:
             return Response({"detail": f"Nothing was started: {exc}."}, status=status.HTTP_409_CONFLICT)
