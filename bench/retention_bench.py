@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from _harness import setup_django, start  # noqa: E402
 from sync_bench import OCI_INDEX, Pusher, digest, layer_blob  # noqa: E402
 
-from tests.services import Registry  # noqa: E402
+from tests.services import Registry, portal_registry  # noqa: E402
 
 
 def fill(pusher: Pusher, name: str, tags: int) -> None:
@@ -107,29 +107,12 @@ def main() -> None:
 
     from accounts.services import user_create
     from repositories.registry import get_issuer, system_token
-    from repositories.registry.config import render_config
-    from repositories.registry.token import BUNDLE_FILE
 
     call_command("migrate", verbosity=0)
     user_create(username="bench", password="bench-password-123")
     get_issuer()
-    bundle = Path(settings.TOKEN_KEY_DIR) / BUNDLE_FILE
-
-    def render(listen: str, storage: Path, debug_addr: str) -> str:
-        return render_config(
-            listen=listen,
-            storage_dir=storage,
-            realm="http://127.0.0.1:9/auth/token",
-            service=settings.REGISTRY_SERVICE,
-            issuer=settings.TOKEN_ISSUER,
-            rootcertbundle=bundle,
-            notifications_url=None,
-            notifications_secret=settings.REGISTRY_EVENTS_SECRET,
-            http_secret="bench",
-            debug_addr=debug_addr,
-        )
-
-    quiet = Registry(workdir=work / "registry", config_text=render).start()
+    # A registry as the portal configures it, sending no notifications (the tests' own helper).
+    quiet = portal_registry(workdir=work / "registry", realm="http://127.0.0.1:9/auth/token")
     try:
         settings.REGISTRY_URL = quiet.url
         tokens: dict[str, str] = {}

@@ -67,6 +67,24 @@ def _older_and_newer(p: oci.Pusher, registry, alice) -> APIClient:
     return client
 
 
+def _front_decider(alice, repository: str):
+    """`v*` immutable in alice's namespace; decide(method, reference) answers as the front does
+    for a manifest request with alice's pull, push and delete token, asking the real registry."""
+    from repositories import policies
+    from repositories.registry import get_issuer
+
+    policies.immutable_rule_create(namespace=alice.namespace, tag_pattern="v*", actor=alice)
+    policies.FRONT_STATE.forget()
+    grants = [{"type": "repository", "name": repository, "actions": ["pull", "push", "delete"]}]
+    token = get_issuer().issue("alice", grants).token
+
+    def decide(method: str, reference: str) -> str | None:
+        request = policies.FrontRequest(method, f"/v2/{repository}/manifests/{reference}", token)
+        return policies.front_decision(request, registry_has_tag=lambda *_: False, client_factory=get_client)
+
+    return decide
+
+
 def _exists(repository: str, reference: str) -> bool:
     try:
         get_client().head_manifest(repository, reference)
@@ -126,20 +144,10 @@ def test_each_side_of_the_race_sees_the_other_at_the_decision(registry, live_ser
     checked while a delete's digest is still in the registry is refused, and so is a delete
     checked while an immutable push the registry does not show yet is on its way; once each has
     happened, the other is let through (the marks are not a lock on the repository)."""
-    from repositories import policies
-    from repositories.registry import get_issuer
-
     p = _direct(live_server, registry, "alice/sides")
     first = oci.image(p, layers=(b"side one",), tag="m1")
     second = oci.image(p, layers=(b"side two",), tag="m2")
-    policies.immutable_rule_create(namespace=alice.namespace, tag_pattern="v*", actor=alice)
-    policies.FRONT_STATE.forget()
-    grants = [{"type": "repository", "name": "alice/sides", "actions": ["pull", "push", "delete"]}]
-    token = get_issuer().issue("alice", grants).token
-
-    def decide(method: str, reference: str) -> str | None:
-        request = policies.FrontRequest(method, f"/v2/alice/sides/manifests/{reference}", token)
-        return policies.front_decision(request, registry_has_tag=lambda *_: False, client_factory=get_client)
+    decide = _front_decider(alice, "alice/sides")
 
     # A delete checked (its digest still in the registry): a push of a new immutable tag waits.
     assert decide("DELETE", first["digest"]) is None
@@ -442,20 +450,10 @@ def test_a_delete_the_registry_reports_done_no_longer_holds_back_an_immutable_pu
     """helper-13: pushing an immutable tag onto content that was deleted a moment before and
     pushed again was refused as racing the delete for the mark's whole 10 s. The registry's
     delete notification ends the mark."""
-    from repositories import policies
-    from repositories.registry import get_issuer
-
     p = _direct(live_server, registry, "alice/again")
     image = oci.image(p, layers=(b"again",), tag="m1")
     body = json.loads(p.pull(image["digest"]))
-    policies.immutable_rule_create(namespace=alice.namespace, tag_pattern="v*", actor=alice)
-    policies.FRONT_STATE.forget()
-    grants = [{"type": "repository", "name": "alice/again", "actions": ["pull", "push", "delete"]}]
-    token = get_issuer().issue("alice", grants).token
-
-    def decide(method: str, reference: str) -> str | None:
-        request = policies.FrontRequest(method, f"/v2/alice/again/manifests/{reference}", token)
-        return policies.front_decision(request, registry_has_tag=lambda *_: False, client_factory=get_client)
+    decide = _front_decider(alice, "alice/again")
 
     assert decide("DELETE", image["digest"]) is None
     get_client().delete_manifest("alice/again", image["digest"])
